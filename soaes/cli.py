@@ -1,0 +1,52 @@
+"""`soaes`: one sub-command group per package. Each group lives in its package's ``cli.py`` and
+keeps heavy imports inside its commands, so ``soaes --help`` stays fast."""
+from __future__ import annotations
+
+import typer
+
+from corpora_manifests.cli import app as manifest_app
+from curation.cli import app as curate_app
+from filters.cli import app as filters_app
+from synthesis.cli import app as synth_app
+from synthesis.review_cli import app as review_app
+from training.cli import app as train_app
+from training.eval_cli import app as eval_app
+
+app = typer.Typer(
+    name="soaes",
+    help="Chinese domain corpora for SOAEs: curate CPT data, filter and synthesise SFT data, train.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(curate_app, name="curate", help="CPT corpus: extract, clean, filter, redact PII, dedup, shard.")
+app.add_typer(filters_app, name="filters", help="SFT stage 1: language ID, domain classifier, instruction filtering.")
+app.add_typer(synth_app, name="synth", help="SFT stage 2: chunk documents, generate Q&A with GLM-4 or rules, split.")
+app.add_typer(review_app, name="review", help="Human review of generated Q&A: export, import, status.")
+app.add_typer(train_app, name="train", help="Training from manifests: CPT, curriculum SFT, distillation.")
+app.add_typer(manifest_app, name="manifest", help="The manifest contract: verify, show, schema, export.")
+app.add_typer(eval_app, name="eval", help="Evaluation: ROUGE/BLEU on eval manifests, speculative-decoding benchmark.")
+
+
+@app.command(help="Run the main job on the bundled sample: every stage end to end, offline.")
+def demo(
+    output: str = typer.Option("demo_out", "--output", "-o", help="Directory for all demo outputs."),
+) -> None:
+    from soaes.demo import run_demo
+
+    raise typer.Exit(run_demo(output))
+
+
+@app.command(help="Print the tool version.")
+def version() -> None:
+    from soaes import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""`soaes training` commands. Heavy imports stay inside commands."""
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
