@@ -45,7 +45,13 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    from corpora_manifests.errors import UserError
+
+    try:
+        app()
+    except UserError as e:  # a problem the user must fix: one clear line, no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(e.exit_code)
 
 
 if __name__ == "__main__":
