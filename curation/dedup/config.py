@@ -1,0 +1,60 @@
+"""Typed configuration of the dedup stages and of the datatrove executor that runs them."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DedupConfig(_Strict):
+    """Exact + MinHash near-dedup on character n-grams of the normalised text.
+
+    Defaults follow datatrove's MinhashConfig (5-grams, 14 bands x 8 rows: the LSH S-curve crosses
+    0.5 at Jaccard ~0.72) with a verification step datatrove lacks: a candidate pair joins a cluster
+    only if the Jaccard estimated from all 112 hashes is >= ``verify_threshold``.
+    """
+
+    enabled: bool = True
+    ngram: int = Field(5, ge=1, le=32, description="character n-gram size")
+    num_bands: int = Field(14, ge=1, le=512)
+    rows_per_band: int = Field(8, ge=1, le=64)
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity that makes a near-duplicate")
+    verify_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="estimated-Jaccard cut for LSH candidates; default threshold - 0.05 (see docs/curation_dedup.md)")
+    seed: int = 1
+    keep: Literal["longest", "newest", "first"] = "longest"
+    date_key: str = Field("date", description="metadata key read by keep=newest (ISO dates sort as strings)")
+    bucket_partitions: int = Field(1, ge=1, description="hash-range partitions per band (bucket-stage memory / P)")
+    max_bucket_pairs: int = Field(
+        64, ge=2, description="buckets up to this size verify all pairs; larger ones verify a star + chain")
+    batch_chars: int = Field(4_000_000, ge=1000, description="characters per signature batch (memory vs. call overhead)")
+
+    @property
+    def num_perm(self) -> int:
+        return self.num_bands * self.rows_per_band
+
+    @property
+    def effective_verify_threshold(self) -> float:
+        return self.verify_threshold if self.verify_threshold is not None else max(self.threshold - 0.05, 0.0)
+
+
+class ExecutorConfig(_Strict):
+    """Which datatrove executor runs the stages; local by default, Slurm and Ray for clusters."""
+
+    kind: Literal["local", "slurm", "ray"] = "local"
+    tasks: int = Field(1, ge=1, description="input shards: ranks of the signature and filter stages")
+    workers: int = Field(1, description="tasks run at once (-1 = all)")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra keyword arguments for the executor (e.g. partition/time for slurm, cpus_per_task for ray)")
+
+    @model_validator(mode="after")
+    def _workers(self) -> "ExecutorConfig":
+        if self.workers == 0 or self.workers < -1:
+            raise ValueError("workers must be -1 (all) or >= 1")
+        return self
