@@ -1,0 +1,1 @@
+"""Pipelines: compositions of curation steps run on datatrove executors."""

@@ -1,0 +1,234 @@
+"""The extraction pipeline: readers → normalise → boilerplate lines → quality filter → PII → shards.
+
+``build_extract_steps(cfg)`` returns the document steps WITHOUT the writer, so other pipelines
+(``soaes curate run``: extract → dedup → tokens → shards) compose them; ``run_extract(cfg)`` adds
+``ShardsWriter``, runs them on a datatrove executor (local by default; slurm or ray from the config)
+and merges the ranks into one manifest with ``finalize_manifest``.
+
+Output layout of ``run_extract``::
+
+    <output>/manifest.json              written last; its presence means "finished"
+    <output>/data/part-rNNNNN-NNNNN.parquet
+    <output>/rejects/<stage>/NNNNN.jsonl    stage = read | quality   (one line per dropped item)
+    <output>/stats.json, stats.md       counts and the drop-reason table
+    <output>/logs/                      datatrove logs, stats, completion markers (resume)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curation.normalize import NormalizeOptions
+from curation.pii import PIIOptions
+from curation.quality.filters import QualityThresholds
+from curation.readers.files import ReaderOptions
+
+
+class QualityOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    boilerplate_lines: bool = True
+    boilerplate_patterns: list[str] | None = Field(None, description="None = the built-in list")
+    boilerplate_max_line_chars: int = 60
+    thresholds: QualityThresholds = QualityThresholds()
+
+
+class SlurmOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    partition: str = "cpu"
+    time: str = "24:00:00"
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: int = 2
+    job_name: str = "soaes_extract"
+    venv_path: str | None = None
+    sbatch_args: dict[str, Any] = Field(default_factory=dict)
+
+
+class RayOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2
+
+
+class ExtractConfig(BaseModel):
+    """One extraction run (``configs/curate_extract.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(default_factory=list, description="files, directories, globs or fsspec URLs")
+    output: str | None = None
+    name: str = "cpt_extract"
+    source: str | None = Field(None, description="source name for every document (default: first input's name)")
+    licence: str | None = None
+    readers: ReaderOptions = ReaderOptions()
+    normalize: NormalizeOptions = NormalizeOptions()
+    quality: QualityOptions = QualityOptions()
+    pii: PIIOptions = PIIOptions()
+    tokenizer: str | None = "qwen2.5"
+    shard_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    workers: int = Field(1, ge=1)
+    tasks: int | None = Field(None, ge=1, description="datatrove tasks (default: workers)")
+    executor: Literal["local", "slurm", "ray"] = "local"
+    slurm: SlurmOptions = SlurmOptions()
+    ray: RayOptions = RayOptions()
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _listify(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    def source_name(self) -> str:
+        if self.source:
+            return self.source
+        if self.inputs:
+            p = Path(self.inputs[0].rstrip("/"))
+            return p.stem if p.suffix else p.name
+        return "unknown"
+
+
+def build_extract_steps(cfg: ExtractConfig, output_dir: str | Path | None = None) -> list:
+    """readers → normalise → boilerplate lines → quality filter → PII (no writer).
+
+    With ``output_dir`` (default ``cfg.output``) unreadable files go to ``<out>/rejects/read/`` and
+    quality drops to ``<out>/rejects/quality/``; without one they are only counted in stats.
+    """
+    from curation.normalize import ZhNormalizer
+    from curation.pii import ZhPIIRedactor
+    from curation.quality.boilerplate import BoilerplateLineRemover
+    from curation.quality.filters import ZhQualityFilter
+    from curation.readers.files import DocumentReader
+    from curation.rejects import rejects_writer
+
+    out = output_dir if output_dir is not None else cfg.output
+    steps: list = [
+        DocumentReader(cfg.inputs, cfg.readers, rejects_dir=str(out) if out else None, source=cfg.source_name()),
+        ZhNormalizer(cfg.normalize),
+    ]
+    q = cfg.quality
+    if q.enabled and q.boilerplate_lines:
+        steps.append(BoilerplateLineRemover(q.boilerplate_patterns, q.boilerplate_max_line_chars))
+    if q.enabled:
+        steps.append(ZhQualityFilter(q.thresholds, exclusion_writer=rejects_writer(out, "quality") if out else None))
+    if cfg.pii.enabled:
+        steps.append(ZhPIIRedactor(cfg.pii))
+    return steps
+
+
+def make_executor(cfg: ExtractConfig, pipeline: list, logging_dir: str, job_name: str = "soaes_extract",
+                  depends=None):
+    """datatrove's executor for ``cfg.executor`` (never a home-made one)."""
+    tasks = cfg.tasks or cfg.workers
+    if cfg.executor == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(cfg.workers, tasks),
+                                     logging_dir=logging_dir, start_method="fork" if cfg.workers > 1 else "forkserver",
+                                     depends=depends)
+    if cfg.executor == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        s = cfg.slurm
+        return SlurmPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, time=s.time, partition=s.partition,
+                                     cpus_per_task=s.cpus_per_task, mem_per_cpu_gb=s.mem_per_cpu_gb,
+                                     job_name=s.job_name or job_name, venv_path=s.venv_path,
+                                     sbatch_args=s.sbatch_args or None, logging_dir=logging_dir, depends=depends)
+    from datatrove.executor.ray import RayPipelineExecutor
+
+    return RayPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, logging_dir=logging_dir,
+                               cpus_per_task=cfg.ray.cpus_per_task, mem_per_cpu_gb=cfg.ray.mem_per_cpu_gb)
+
+
+def _stats_table(counts: dict[str, Any], rejects: dict[str, dict[str, int]]) -> str:
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in counts.items()]
+    lines += ["", "| stage | reason | count |", "|---|---|---|"]
+    for stage, reasons in rejects.items():
+        for r, c in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {stage} | {r} | {c} |")
+    return "\n".join(lines) + "\n"
+
+
+class FinalizeExtract:
+    """Callable pipeline 'step' that merges ranks into the manifest (used as a dependent Slurm job)."""
+
+    def __init__(self, cfg: ExtractConfig, config_text: str | None, command: str | None):
+        self.cfg, self.config_text, self.command = cfg, config_text, command
+
+    def __call__(self, data=None, rank: int = 0, world_size: int = 1):
+        finalize_extract(self.cfg, self.config_text, self.command)
+        return iter(())
+
+
+def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
+    from corpora_manifests.models import Source
+    from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
+    from curation.rejects import count_reject_reasons
+    from curation.writers import finalize_manifest, read_parts
+
+    from corpora_manifests.models import atomic_write_text
+
+    out = Path(cfg.output)
+    parts = read_parts(out)
+    rejects = count_reject_reasons(out)
+    n_rejected = sum(sum(r.values()) for r in rejects.values())
+    kept = sum(p["records"] for p in parts)
+    read_rejects = sum(rejects.get("read", {}).values())
+    counts = {"documents_kept": kept, "characters_kept": sum(p["chars"] for p in parts),
+              "files_or_records_rejected_at_read": read_rejects,
+              "documents_dropped_by_quality": sum(rejects.get("quality", {}).values()),
+              "rejected_total": n_rejected, "ranks": len(parts)}
+    stats = {"counts": counts, "rejects": rejects}
+    tok_info = tokenizer_info(load_tokenizer(cfg.tokenizer)) if cfg.tokenizer else None
+    sources = [Source(name=cfg.source_name(), uri=",".join(cfg.inputs), licence=cfg.licence,
+                      counts={"kept": kept, "rejected": n_rejected})]
+    prov = make_provenance(cfg.model_dump(mode="json"), config_text, command)
+    atomic_write_text(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2))
+    atomic_write_text(out / "stats.md", _stats_table(counts, rejects))
+    finalize_manifest(out, cfg.name, "cpt", prov, tok_info, sources, stats)
+    return out
+
+
+def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
+    """Run the extraction pipeline; return the output directory (with manifest.json when finished).
+
+    Re-running a finished run with the same config is a no-op; with a different config it is a
+    UserError (pick another output). An interrupted run resumes: datatrove skips completed ranks.
+    """
+    from corpora_manifests.errors import UserError
+    from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
+    from corpora_manifests.provenance import config_sha256
+    from curation.readers.files import list_input_files
+    from curation.writers import ShardsWriter
+
+    if not cfg.inputs:
+        raise UserError("no inputs: give INPUT paths or set 'inputs' in the config")
+    if not cfg.output:
+        raise UserError("no output directory: give --output or set 'output' in the config")
+    out = Path(cfg.output)
+    sha = config_sha256(cfg.model_dump(mode="json"), config_text)
+    if (out / MANIFEST_FILENAME).exists():
+        prev = load_manifest(out)
+        if prev.producer.config_sha256 == sha:
+            return out
+        raise UserError(f"{out} already holds a finished run with another config; choose another --output")
+    if cfg.executor == "local":
+        missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
+        if missing:
+            raise UserError(f"input not found or empty: {missing[0]}")
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = build_extract_steps(cfg, out) + [
+        ShardsWriter(out, default_source=cfg.source_name(), tokenizer=cfg.tokenizer, target_bytes=cfg.shard_bytes)
+    ]
+    executor = make_executor(cfg, pipeline, str(out / "logs"))
+    if cfg.executor == "slurm":
+        # the merge runs as a one-task job after all extraction tasks (datatrove's `depends`)
+        fin_cfg = cfg.model_copy(update={"tasks": 1, "workers": 1})
+        make_executor(fin_cfg, [FinalizeExtract(cfg, config_text, command)], str(out / "logs_finalize"),
+                      depends=executor).run()
+        return out
+    executor.run()
+    finalize_extract(cfg, config_text, command)
+    return out

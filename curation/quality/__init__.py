@@ -1,0 +1,1 @@
+"""Character-based quality scoring and filtering for Chinese text (datatrove steps)."""

@@ -1,0 +1,96 @@
+"""Character-level quality scores of a Chinese document (no word segmentation needed).
+
+All ratios are over non-whitespace characters unless stated. ``score_text`` returns a flat dict of
+floats; the filter stores them as ``quality.<name>`` metadata and compares them with thresholds.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from curation.quality.charsets import common_hanzi
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_DIGIT = re.compile(r"[0-9]")
+_WS = re.compile(r"\s+")
+# symbols that are not ordinary prose punctuation: markup, ascii art, emoji, box drawing …
+_SYMBOL = re.compile(r"[#*|_~^<>{}\[\]\\=@$&+`\u2190-\u21ff\u2500-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufffd]")
+# UTF-8 (or GBK) bytes decoded as Latin-1/cp1252: Ã¤ â€œ Ö÷ ...
+_LATIN_MOJIBAKE = re.compile(r"[\u00c0-\u00ff][\u0080-\u00ff\u2018-\u203a\u20ac]|â€|Ã.|Â.")
+_CID = re.compile(r"\(cid:\d+\)")
+_END_PUNCT = tuple("。！？；：…”」』）)》.!?;:\"'")
+_PARA_SPLIT = re.compile(r"\n\s*\n")
+
+NGRAM_SIZES = (2, 3, 4)
+REPETITION_MAX_CHARS = 50_000  # repetition statistics on a prefix: enough signal, bounded cost
+
+
+def _dup_frac(parts: list[str]) -> float:
+    """Share of characters that sit in a part (line/paragraph) seen before in the document."""
+    seen: set[str] = set()
+    dup = total = 0
+    for p in parts:
+        n = len(p)
+        total += n
+        if p in seen:
+            dup += n
+        else:
+            seen.add(p)
+    return dup / total if total else 0.0
+
+
+def top_ngram_frac(chars: str, n: int) -> float:
+    """Gopher's top n-gram repetition, on characters: share of characters covered by the most frequent n-gram."""
+    if len(chars) < n * 4:
+        return 0.0
+    counts = Counter(chars[i:i + n] for i in range(len(chars) - n + 1))
+    gram, c = counts.most_common(1)[0]
+    if c < 2:
+        return 0.0
+    return c * n / len(chars)
+
+
+def score_text(text: str) -> dict[str, float]:
+    compact = _WS.sub("", text)
+    n = len(compact)
+    s: dict[str, float] = {"chars": float(n)}
+    if n == 0:
+        return s | {"cjk_ratio": 0.0, "symbol_ratio": 0.0, "digit_ratio": 0.0, "dup_line_frac": 0.0,
+                    "dup_para_frac": 0.0, "mean_line_len": 0.0, "punct_end_frac": 0.0, "garbled": 1.0,
+                    **{f"top_{k}gram_frac": 0.0 for k in NGRAM_SIZES}}
+    cjk = _CJK.findall(compact)
+    s["cjk_ratio"] = len(cjk) / n
+    s["symbol_ratio"] = len(_SYMBOL.findall(compact)) / n
+    s["digit_ratio"] = len(_DIGIT.findall(compact)) / n
+    lines = [ln.strip() for ln in text.split("\n")]
+    lines = [ln for ln in lines if ln]
+    s["dup_line_frac"] = _dup_frac(lines)
+    paras = [p.strip() for p in _PARA_SPLIT.split(text) if p.strip()]
+    s["dup_para_frac"] = _dup_frac(paras) if len(paras) > 1 else 0.0
+    s["mean_line_len"] = sum(len(ln) for ln in lines) / len(lines) if lines else 0.0
+    s["punct_end_frac"] = sum(ln.endswith(_END_PUNCT) for ln in lines) / len(lines) if lines else 0.0
+    head = compact[:REPETITION_MAX_CHARS]
+    for k in NGRAM_SIZES:
+        s[f"top_{k}gram_frac"] = top_ngram_frac(head, k)
+    s["garbled"] = garbled_score(compact, cjk)
+    return s
+
+
+def garbled_score(compact: str, cjk: list[str] | None = None) -> float:
+    """0 for clean text, up to 1 for mojibake: uncommon hanzi share, replacement chars, Latin-1 debris.
+
+    - uncommon hanzi: share of CJK characters outside GB2312 ∪ Big5 level 1. Clean laws: ≤ 0.003
+      (measured max over 3,475 statutes 0.0023); UTF-8 read as GBK: ~0.6; GBK read as Big5: ~0.35;
+    - U+FFFD and ``(cid:N)`` (PDF fonts without a ToUnicode map) per character, times 10;
+    - Latin-1/cp1252 mojibake pairs (Ã¤, â€œ …) per character, times 5.
+    """
+    n = len(compact)
+    if n == 0:
+        return 1.0
+    if cjk is None:
+        cjk = _CJK.findall(compact)
+    common = common_hanzi()
+    rare = sum(1 for c in cjk if c not in common) / len(cjk) if cjk else 0.0
+    bad = (compact.count("\ufffd") + 5 * len(_CID.findall(compact))) / n
+    latin = len(_LATIN_MOJIBAKE.findall(compact)) / n
+    return min(1.0, max(rare, 10 * bad, 5 * latin))

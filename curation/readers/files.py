@@ -1,0 +1,272 @@
+"""``DocumentReader``: one datatrove reader for directories, globs and fsspec paths of mixed formats.
+
+Files are listed (sorted, deterministic) and split across ranks as datatrove does
+(``files[rank::world_size]``). Each file is sniffed, dispatched by format, extracted under a time
+limit, and either yields documents or is written to ``<out>/rejects/read/`` with a reason:
+
+- ``empty_file``, ``wrong_extension`` (content says PDF/ZIP/HTML/binary but the name says otherwise),
+  ``unsupported_format``, ``<format>_unreadable``, ``pdf_*`` (image-only, garbage text layer,
+  unmapped glyphs), ``extract_timeout``, ``extract_error`` (anything unexpected, with its type) …
+- a dump's bad records are rejected one by one (``record_invalid_json`` …) and its good ones kept.
+
+Nothing that was listed vanishes: it becomes ≥ 1 document or ≥ 1 reject line.
+"""
+from __future__ import annotations
+
+import glob as _glob
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import PurePosixPath
+from typing import Literal
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.readers.base import BaseReader
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.readers.base import Extracted, ExtractError
+from curation.readers.html import HtmlOptions
+from curation.readers.pdf import PdfOptions
+
+FORMATS = {
+    ".html": "html", ".htm": "html", ".shtml": "html", ".xhtml": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".md": "markdown", ".markdown": "markdown",
+    ".txt": "text", ".text": "text",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+class ReaderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text_key: str = "text"
+    id_key: str = "id"
+    recursive: bool = True
+    time_limit_s: float = Field(300.0, gt=0, description="hard limit per file (all formats)")
+    max_file_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    html: HtmlOptions = HtmlOptions()
+    pdf: PdfOptions = PdfOptions()
+    docx_tables: Literal["markdown", "drop"] = "markdown"
+
+
+def list_input_files(inputs: list[str], recursive: bool = True) -> list[str]:
+    """Expand directories, globs and fsspec URLs into a sorted list of file paths/URLs."""
+    from fsspec.core import url_to_fs
+
+    out: list[str] = []
+    for inp in inputs:
+        fs, root = url_to_fs(inp)
+        remote = "://" in inp
+        if _glob.has_magic(inp):
+            found = [p for p in fs.glob(root) if fs.isfile(p)]
+        elif fs.isdir(root):
+            found = fs.find(root, maxdepth=None if recursive else 1)
+        elif fs.exists(root):
+            found = [root]
+        else:
+            found = []
+        out.extend(fs.unstrip_protocol(p) if remote else p for p in found)
+    return sorted(dict.fromkeys(p for p in out if not PurePosixPath(p).name.startswith(".")))
+
+
+def sniff(head: bytes) -> str | None:
+    """What the bytes say the file is (None: text or unknown)."""
+    if head.startswith(b"%PDF") or b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    low = head[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if low.startswith((b"<!doctype html", b"<html", b"<head", b"<meta", b"<body")):
+        return "html"
+    if head[:3] in (b"\x1f\x8b\x08",) or head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "binary"
+    return None
+
+
+def _mismatch(fmt: str, sniffed: str | None) -> bool:
+    if sniffed is None:
+        return fmt in ("pdf", "docx", "parquet")  # these must announce themselves
+    expected = {"pdf": "pdf", "docx": "zip", "parquet": "parquet"}.get(fmt)
+    if expected:
+        return sniffed != expected
+    # text-like formats: a PDF/ZIP/binary body is the wrong extension; HTML in .txt is tolerated
+    return sniffed in ("pdf", "zip", "parquet", "binary")
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    # SIGALRM works only in a main thread (datatrove's local and slurm tasks run there); elsewhere the
+    # PDF extractor's own per-page time check still bounds the work.
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise _Timeout()
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def extract_file(data: bytes, path: str, fmt: str, opts: ReaderOptions):
+    """Yield ``Extracted`` or ``ExtractError`` items for one file (errors of single records included)."""
+    if fmt == "html":
+        from curation.readers.html import extract_html
+
+        yield from extract_html(data, path, opts.html)
+    elif fmt == "pdf":
+        from curation.readers.pdf import extract_pdf
+
+        yield from extract_pdf(data, path, opts.pdf)
+    elif fmt == "docx":
+        from curation.readers.office import extract_docx
+
+        yield from extract_docx(data, path, opts.docx_tables)
+    elif fmt in ("markdown", "text"):
+        from curation.readers.text import extract_text
+
+        yield from extract_text(data, path, fmt)
+    elif fmt == "jsonl":
+        from curation.readers.records import iter_jsonl
+
+        yield from iter_jsonl(data, opts.text_key, opts.id_key)
+    elif fmt == "parquet":
+        from curation.readers.records import iter_parquet
+
+        yield from iter_parquet(data, opts.text_key, opts.id_key)
+    else:
+        raise ExtractError("unsupported_format", f"no reader for {fmt!r}")
+
+
+class DocumentReader(BaseReader):
+    """datatrove reader over mixed inputs; unreadable files/records go to ``rejects_dir`` (see module doc).
+
+    Metadata of each document: ``file_path``, ``format``, ``extractor``, ``title``/``date`` when
+    known, ``source`` (``source`` argument), plus per-format keys (``pdf.pages`` …).
+    """
+
+    name = "📂 documents"
+
+    def __init__(self, inputs: list[str] | str, options: ReaderOptions | dict | None = None,
+                 rejects_dir: str | None = None, source: str | None = None, limit: int = -1):
+        super().__init__(limit=limit)
+        self.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        self.options = ReaderOptions.model_validate(options or {})
+        self.rejects_dir = rejects_dir
+        self.source = source
+
+    def _doc_id(self, path: str, suffix: str | None) -> str:
+        return f"{path}#{suffix}" if suffix else path
+
+    def read_path(self, path: str, rank: int = 0, rejects=None):
+        """Documents of one file; problems are written to ``rejects`` (or only counted)."""
+        from fsspec.core import url_to_fs
+
+        def reject(reason: str, detail: str = "", suffix: str | None = None) -> None:
+            self.stat_update("rejected", f"rejected_{reason}")
+            if rejects is not None:
+                from curation.rejects import reject_document
+
+                reject_document(rejects, rank, id=self._doc_id(path, suffix), path=path, reason=reason, detail=detail)
+
+        suffix = PurePosixPath(path).suffix.lower()
+        name = PurePosixPath(path).name.lower()
+        if name.endswith(".jsonl.gz") or name.endswith(".jsonl.zst"):
+            fmt = "jsonl"
+        else:
+            fmt = FORMATS.get(suffix)
+        try:
+            fs, p = url_to_fs(path)
+            size = fs.size(p)
+            if size is not None and size > self.options.max_file_bytes:
+                reject("file_too_large", f"{size} bytes > {self.options.max_file_bytes}")
+                return
+            with fs.open(p, "rb", compression="infer") as f:
+                data = f.read()
+        except Exception as e:
+            reject("unreadable_file", f"{type(e).__name__}: {e}")
+            return
+        if fmt is None:
+            reject("unsupported_format", f"extension {suffix or '(none)'}")
+            return
+        if not data.strip():
+            reject("empty_file", "zero bytes" if not data else "only whitespace")
+            return
+        sniffed = sniff(data[:4096])
+        if _mismatch(fmt, sniffed):
+            reject("wrong_extension", f"named {fmt} but content looks like {sniffed or 'text/unknown bytes'}")
+            return
+        n = 0
+        t0 = time.monotonic()
+        try:
+            if fmt in ("jsonl", "parquet"):
+                items = extract_file(data, path, fmt, self.options)  # streamed: dumps can be large
+            else:
+                # materialised under the hard time limit, so the limit never counts downstream work
+                with _time_limit(self.options.time_limit_s):
+                    items = list(extract_file(data, path, fmt, self.options))
+            for item in items:
+                if isinstance(item, ExtractError):
+                    reject(item.reason, item.detail, getattr(item, "where", None))
+                    continue
+                n += 1
+                yield self._to_document(path, fmt, item)
+        except _Timeout:
+            reject("extract_timeout", f"> {self.options.time_limit_s}s")
+            return
+        except ExtractError as e:
+            reject(e.reason, e.detail)
+            return
+        except Exception as e:  # a library bug on one file must not kill the run
+            reject("extract_error", f"{type(e).__name__}: {e}")
+            return
+        finally:
+            self.stat_update("extract_seconds", value=int(time.monotonic() - t0))
+        if n == 0 and fmt not in ("jsonl", "parquet"):
+            reject("empty_after_extraction", "no text")
+
+    def _to_document(self, path: str, fmt: str, item: Extracted) -> Document:
+        md = dict(item.metadata)
+        md.setdefault("format", fmt)
+        md["file_path"] = path
+        if self.source:
+            md.setdefault("source", self.source)
+        self.stat_update("documents")
+        return Document(text=item.text, id=self._doc_id(path, item.id_suffix), metadata=md)
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        files = list_input_files(self.inputs, self.options.recursive)[rank::world_size]
+        rejects = None
+        if self.rejects_dir:
+            from curation.rejects import rejects_writer
+
+            rejects = rejects_writer(self.rejects_dir, "read")
+        try:
+            n = 0
+            for path in files:
+                self.stat_update("input_files")
+                for doc in self.read_path(path, rank, rejects):
+                    if self.limit != -1 and n >= self.limit:
+                        return
+                    n += 1
+                    self.update_doc_stats(doc)
+                    yield doc
+        finally:
+            if rejects is not None:
+                rejects.close()

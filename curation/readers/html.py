@@ -1,0 +1,61 @@
+"""HTML → main text with trafilatura, after our own encoding detection (see ``encoding.py``).
+
+trafilatura is given a decoded ``str`` (so a GB18030 page declared as gb2312, or one with no
+declaration, never reaches its own guessing), tables are kept as text, and title/date metadata is
+extracted. When trafilatura finds no main content we retry with ``favor_recall``, then fall back
+to its baseline extractor; a page that still yields nothing is rejected (``html_no_text``).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from curation.readers.base import Extracted, ExtractError
+from curation.readers.encoding import decode_bytes
+
+
+class HtmlOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    favor: Literal["precision", "balanced", "recall"] = "balanced"
+    include_tables: bool = True
+    with_metadata: bool = True
+
+
+def _run(html: str, url: str | None, opts: HtmlOptions, favor: str):
+    import trafilatura
+
+    return trafilatura.bare_extraction(
+        html, url=url, favor_precision=favor == "precision", favor_recall=favor == "recall",
+        include_comments=False, include_tables=opts.include_tables, include_images=False,
+        include_links=False, deduplicate=False, with_metadata=opts.with_metadata, as_dict=False,
+    )
+
+
+def extract_html(data: bytes, path: str, opts: HtmlOptions | None = None) -> list[Extracted]:
+    opts = opts or HtmlOptions()
+    if not data.strip():
+        raise ExtractError("empty_file", "zero bytes" if not data else "only whitespace")
+    html, how = decode_bytes(data, html=True)
+    if "<" not in html[:5000]:
+        raise ExtractError("not_html", "no markup in the first 5000 characters")
+    md = {"extractor": "trafilatura", "format": "html", "encoding": how}
+    doc = _run(html, None, opts, opts.favor)
+    text = (doc.text if doc is not None else "") or ""
+    if not text.strip() and opts.favor != "recall":
+        doc = _run(html, None, opts, "recall") or doc
+        text = (doc.text if doc is not None else "") or ""
+        md["extractor"] = "trafilatura:recall"
+    if not text.strip():
+        import trafilatura
+
+        text = trafilatura.baseline(html)[1] or ""
+        md["extractor"] = "trafilatura:baseline"
+    if not text.strip():
+        raise ExtractError("html_no_text", "no main text found")
+    if doc is not None:
+        if getattr(doc, "title", None):
+            md["title"] = doc.title
+        if getattr(doc, "date", None):
+            md["date"] = doc.date
+    return [Extracted(text=text, metadata=md)]
