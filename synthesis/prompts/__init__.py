@@ -1,0 +1,1 @@
+"""Versioned Chinese prompt templates (``<name>.md``); see ``synthesis.prompting``."""

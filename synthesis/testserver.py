@@ -1,0 +1,201 @@
+"""A local OpenAI-compatible chat server with scripted faults, for tests and the benchmark.
+
+It is a real HTTP server (aiohttp, 127.0.0.1, a free port) that the real ``openai`` client talks
+to. For each request it picks a behaviour:
+
+* ``ok``         — 200 with Q&A pairs drawn from the ``<文档>`` block of the prompt (so they pass
+                   the grounding check), after ``latency_s``;
+* ``429``        — 429 with ``Retry-After: <retry_after_s>``;
+* ``500``        — 500 with an error body;
+* ``hang``       — sleeps ``hang_s`` (longer than the client timeout), then answers;
+* ``malformed``  — 200 whose body is not JSON;
+* ``truncated``  — 200, ``finish_reason: length``, content a JSON array cut mid-object;
+* ``bad_request``— 400 (must not be retried).
+
+A *script* maps a substring of the user message to a list of behaviours consumed one per request
+(then ``default``). Requests are counted per item — the sha256 of the user message, which is what
+``item_key`` computes — as ``received`` and ``answered`` (a 200 fully written), so a test can
+assert that an item was requested exactly once. Loopback only; every sleep is bounded.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+_DOC_RE = re.compile(r"<文档>\s*(.*?)\s*</文档>", re.S)
+_TITLE_RE = re.compile(r"文档标题：(.*)")
+_SENT_RE = re.compile(r"[^。；！？\n]+[。；！？]")
+
+
+def item_key(user_content: str) -> str:
+    return hashlib.sha256(user_content.encode("utf-8")).hexdigest()[:16]
+
+
+def _answer_for(user: str, n_pairs: int = 3) -> list[dict[str, str]]:
+    m = _DOC_RE.search(user)
+    text = m.group(1) if m else user
+    t = _TITLE_RE.search(user)
+    title = (t.group(1).strip() if t else "该文件")[:40]
+    sents = [s.strip() for s in _SENT_RE.findall(text) if len(s.strip()) >= 12] or [text[:200]]
+    if "报告撰写" in user:
+        return [{"question": f"请撰写一份关于《{title}》主要规定的解读报告，供企业管理人员学习使用。",
+                 "answer": f"《{title}》解读报告\n\n" + "\n".join(f"{i + 1}. {s}" for i, s in enumerate(sents[:12]))}]
+    out = []
+    for s in sents[:n_pairs]:
+        head = re.sub(r"^第[^条]{1,8}条\s*", "", s)[:14]
+        out.append({"question": f"根据《{title}》，关于“{head}”有什么规定？", "answer": s})
+    return out
+
+
+class FakeChatServer:
+    def __init__(self, latency_s: float = 0.0, retry_after_s: float = 0.05, hang_s: float = 3.0,
+                 default: str = "ok", script: dict[str, list[str]] | None = None, model: str = "glm-4"):
+        self.latency_s = latency_s
+        self.retry_after_s = retry_after_s
+        self.hang_s = min(hang_s, 30.0)
+        self.default = default
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+        self.model = model
+        self.received: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()
+        self.behaviours: Counter[str] = Counter()
+        self.seen_auth: set[str] = set()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner = None
+        self.port: int | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "FakeChatServer":
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake chat server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        try:
+            fut.result(5)
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop = None
+
+    def __enter__(self) -> "FakeChatServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event) -> None:
+        from aiohttp import web
+
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        self._loop.run_forever()
+
+    # ---- behaviour -----------------------------------------------------------------------------
+    def _pick(self, user: str) -> str:
+        with self._lock:
+            for needle, queue in self.script.items():
+                if needle in user and queue:
+                    return queue.pop(0)
+        return self.default
+
+    async def _models(self, request):
+        from aiohttp import web
+
+        self.seen_auth.add(request.headers.get("Authorization", ""))
+        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    async def _chat(self, request):
+        from aiohttp import web
+
+        body = await request.json()
+        self.seen_auth.add(request.headers.get("Authorization", ""))
+        user = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+        key = item_key(user)
+        behaviour = self._pick(user)
+        with self._lock:
+            self.received[key] += 1
+            self.behaviours[behaviour] += 1
+        if behaviour == "429":
+            return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429,
+                                     headers={"Retry-After": str(self.retry_after_s)})
+        if behaviour == "500":
+            return web.json_response({"error": {"message": "internal error"}}, status=500)
+        if behaviour == "bad_request":
+            return web.json_response({"error": {"message": "bad request"}}, status=400)
+        if behaviour == "malformed":
+            return web.Response(text='{"id": "x", "choices": [ {"message": ', content_type="application/json")
+        if behaviour == "hang":
+            await asyncio.sleep(self.hang_s)
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        pairs = _answer_for(user)
+        content = json.dumps(pairs, ensure_ascii=False)
+        finish = "stop"
+        if behaviour == "truncated":
+            content = "```json\n" + content[: max(10, int(len(content) * 0.6))]
+            finish = "length"
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{key}", "object": "chat.completion", "created": int(time.time()), "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": len(user), "completion_tokens": len(content),
+                      "total_tokens": len(user) + len(content)},
+        }
+        resp = web.json_response(payload)
+        try:
+            await resp.prepare(request)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):  # the client gave up (timeout) or was killed
+            return resp
+        with self._lock:
+            self.answered[key] += 1
+        return resp
+
+    def counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {"received": dict(self.received), "answered": dict(self.answered),
+                    "behaviours": dict(self.behaviours)}
+
+
+def main() -> None:  # pragma: no cover - manual use: python -m synthesis.testserver --latency 0.2
+    import argparse
+
+    ap = argparse.ArgumentParser(description="local OpenAI-compatible chat server (loopback only)")
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--seconds", type=float, default=600.0, help="stop after this long")
+    a = ap.parse_args()
+    with FakeChatServer(latency_s=a.latency) as s:
+        print(s.base_url, flush=True)
+        time.sleep(min(a.seconds, 3600))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
