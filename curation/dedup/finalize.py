@@ -42,7 +42,7 @@ class FinalizeCorpus(PipelineStep):
     type = "💽 - WRITER"
     name = "📜 manifest + report"
 
-    def __init__(self, output_dir: str, name: str, provenance: dict[str, Any], tokenizer: str = "qwen2.5",
+    def __init__(self, output_dir: str, name: str, provenance: dict[str, Any], tokenizer: str | None = "qwen2.5",
                  sources: list[dict[str, Any]] | None = None, extra_stats: dict[str, Any] | None = None,
                  report: bool = True, stage: str = "cpt"):
         super().__init__()
@@ -78,6 +78,6 @@ class FinalizeCorpus(PipelineStep):
             write_report(out, shard_paths, stats, title=self.corpus_name)
             stats["report"] = "report.html"
         finalize_manifest(out, self.corpus_name, self.stage, Provenance.model_validate(self.provenance),
-                          tokenizer_info=tokenizer_info(load_tokenizer(self.tokenizer)),
+                          tokenizer_info=tokenizer_info(load_tokenizer(self.tokenizer)) if self.tokenizer else None,
                           sources=[Source.model_validate(s) for s in known.values()], stats=stats)
         return iter(())

@@ -26,6 +26,7 @@ class DedupRunConfig(BaseModel):
     id_key: str = "id"
     source: str | None = Field(None, description="source name for documents without metadata.source")
     tokenizer: str = "qwen2.5"
+    count_tokens: bool = Field(True, description="per-document token counts (n_tokens); off only for benchmarks")
     shard_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     report: bool = True
     dedup: DedupConfig = Field(default_factory=DedupConfig)
@@ -92,17 +93,20 @@ def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None =
     from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer
 
     try:
-        load_tokenizer(cfg.tokenizer)
+        if cfg.count_tokens:
+            load_tokenizer(cfg.tokenizer)
     except TokenizerNotFound as e:
         raise UserError(str(e)) from None
     source = cfg.source or Path(cfg.input[0]).name.split(".")[0]
     make_readers = make_reader_factory(cfg.input, str(out), cfg.text_key, cfg.id_key, source)
     out.mkdir(parents=True, exist_ok=True)
     prov = make_provenance(config=cfg.model_dump(mode="json"), config_text=config_text, command=command)
-    tail = [TokenCounter(cfg.tokenizer),
-            ShardsWriter(out, default_source=source, tokenizer=None, target_bytes=cfg.shard_bytes)]
-    finalize = FinalizeCorpus(str(out), cfg.name, prov.model_dump(mode="json"), tokenizer=cfg.tokenizer,
+    tail = [TokenCounter(cfg.tokenizer)] if cfg.count_tokens else []
+    tail += [ShardsWriter(out, default_source=source, tokenizer=None, target_bytes=cfg.shard_bytes)]
+    finalize = FinalizeCorpus(str(out), cfg.name, prov.model_dump(mode="json"),
+                              tokenizer=cfg.tokenizer if cfg.count_tokens else None,
                               report=cfg.report)
-    stages = dedup_stages(out, make_readers, cfg.dedup, cfg.executor.tasks, tail, finalize)
+    stages = dedup_stages(out, make_readers, cfg.dedup, cfg.executor.tasks, tail, finalize,
+                          tokenizer=cfg.tokenizer if cfg.count_tokens else None)
     run_stages(stages, cfg.executor, out / "dedup_work" / "logs")
     return out

@@ -30,7 +30,7 @@ class Stage:
 
 
 def dedup_stages(out: str | Path, make_readers, dedup: DedupConfig, tasks: int, tail: list,
-                 finalize) -> list[Stage]:
+                 finalize, tokenizer: str | None = "qwen2.5") -> list[Stage]:
     """``make_readers()`` returns fresh reader steps (stages 1 and 4 read the same input the same way);
     ``tail`` are the steps after the dedup filter (token counter, shard writer)."""
     from .buckets import DedupBuckets, bucket_tasks
@@ -45,7 +45,7 @@ def dedup_stages(out: str | Path, make_readers, dedup: DedupConfig, tasks: int, 
         Stage("signature", [*make_readers(), DedupSignature(out, dedup)], tasks),
         Stage("buckets", [DedupBuckets(out, dedup)], bucket_tasks(dedup)),
         Stage("cluster", [DedupCluster(out, dedup)], 1),
-        Stage("filter", [*make_readers(), DedupFilter(out), *tail], tasks),
+        Stage("filter", [*make_readers(), DedupFilter(out, tokenizer=tokenizer), *tail], tasks),
         Stage("finalize", [finalize], 1),
     ]
 

@@ -1,0 +1,139 @@
+"""`soaes curate run CONFIG.yaml`: the whole CPT pipeline from one YAML.
+
+    extract (readers → normalise → boilerplate → quality → PII, from curation.pipelines.extract)
+      → staged documents (dedup_work/extracted/RANK.parquet)
+      → exact + MinHash near-dedup (curation.dedup stages)
+      → token counts (Qwen2.5) → CPT shards (curation.writers.ShardsWriter)
+      → report.html → manifest.json (stage cpt, written last)
+
+The config is ``ExtractConfig`` (inputs, readers, normalize, quality, pii, executor, workers, tasks,
+slurm, ray, tokenizer, shard_bytes) plus ``dedup`` and ``report``; one executor runs every stage.
+``run_curate(config) -> Path`` is the Python entry point.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from datatrove.pipeline.base import PipelineStep
+from pydantic import Field
+
+from curation.dedup.config import DedupConfig, ExecutorConfig
+from curation.pipelines.extract import ExtractConfig
+
+
+class CurateRunConfig(ExtractConfig):
+    name: str = "soaes_cpt"
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    report: bool = True
+
+
+class StagedDocsWriter(PipelineStep):
+    """Writes this rank's documents to ``DIR/RANK.parquet`` (id, text, metadata as JSON), atomically,
+    so the dedup stages can read the extracted corpus twice (signatures, then filter)."""
+
+    type = "💽 - WRITER"
+    name = "📦 staged documents"
+
+    def __init__(self, directory: str, batch_rows: int = 2048):
+        super().__init__()
+        self.directory = directory
+        self.batch_rows = batch_rows
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("metadata", pa.string())])
+        target = Path(self.directory) / f"{rank:05d}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        rows: list[dict[str, Any]] = []
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+            for doc in data or ():
+                rows.append({"id": str(doc.id), "text": doc.text,
+                             "metadata": json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True, default=str)})
+                self.stat_update("documents")
+                if len(rows) >= self.batch_rows:
+                    w.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    rows = []
+            # the remainder; an empty rank still writes a valid, empty file
+            w.write_table(pa.Table.from_pylist(rows, schema=schema))
+        os.replace(tmp, target)
+        return iter(())
+
+
+def executor_config(cfg: ExtractConfig) -> ExecutorConfig:
+    """The extraction config's executor keys as the dedup stages' ExecutorConfig."""
+    if cfg.executor == "ray":
+        options = {"cpus_per_task": cfg.ray.cpus_per_task, "mem_per_cpu_gb": cfg.ray.mem_per_cpu_gb}
+    elif cfg.executor == "slurm":
+        s = cfg.slurm
+        options = {"partition": s.partition, "time": s.time, "cpus_per_task": s.cpus_per_task,
+                   "mem_per_cpu_gb": s.mem_per_cpu_gb, "venv_path": s.venv_path, "sbatch_args": s.sbatch_args or None}
+    else:
+        options = {}
+    return ExecutorConfig(kind=cfg.executor, tasks=cfg.tasks or cfg.workers, workers=cfg.workers, options=options)
+
+
+def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None = None,
+               command: str | None = None, config_path: str | Path | None = None) -> Path:
+    """Run (or resume) the CPT pipeline; returns the output directory (manifest.json when finished).
+
+    Relative input/output paths in a config file are resolved against the current directory.
+    Re-running a finished run with the same config is a no-op; with another config it is a UserError.
+    """
+    from corpora_manifests.errors import UserError
+    from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
+    from corpora_manifests.provenance import config_sha256, make_provenance
+    from curation.dedup.finalize import FinalizeCorpus
+    from curation.dedup.reader import RecordsReader
+    from curation.dedup.stages import Stage, check_executor, dedup_stages, run_stages
+    from curation.pipelines.extract import build_extract_steps
+    from curation.readers.files import list_input_files
+    from curation.tokens import TokenCounter
+    from curation.writers import ShardsWriter
+
+    cfg = CurateRunConfig.model_validate(config) if isinstance(config, dict) else config
+    if not cfg.inputs:
+        raise UserError("no inputs: set 'inputs' in the config")
+    if not cfg.output:
+        raise UserError("no output directory: set 'output' in the config or pass --output")
+    out = Path(cfg.output)
+    dumped = cfg.model_dump(mode="json")
+    sha = config_sha256(dumped, config_text)
+    if (out / MANIFEST_FILENAME).exists():
+        if load_manifest(out).producer.config_sha256 == sha:
+            return out
+        raise UserError(f"{out} already holds a finished run with another config; choose another output")
+    if cfg.executor == "local":
+        missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
+        if missing:
+            raise UserError(f"input not found or empty: {missing[0]}")
+    ex = executor_config(cfg)
+    check_executor(ex)
+    if cfg.tokenizer:
+        from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer
+
+        try:
+            load_tokenizer(cfg.tokenizer)
+        except TokenizerNotFound as e:
+            raise UserError(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    staged = out / "dedup_work" / "extracted"
+    prov = make_provenance(dumped, config_text, command)
+
+    def make_readers():
+        return [RecordsReader(str(staged), "*.parquet", str(out))]
+
+    tail = ([TokenCounter(cfg.tokenizer)] if cfg.tokenizer else []) + [
+        ShardsWriter(out, default_source=cfg.source_name(), tokenizer=None, target_bytes=cfg.shard_bytes)]
+    sources = [{"name": cfg.source_name(), "uri": ",".join(cfg.inputs), "licence": cfg.licence}]
+    finalize = FinalizeCorpus(str(out), cfg.name, prov.model_dump(mode="json"), tokenizer=cfg.tokenizer,
+                              sources=sources, report=cfg.report)
+    stages = [Stage("extract", [*build_extract_steps(cfg, out), StagedDocsWriter(str(staged))], ex.tasks)]
+    stages += dedup_stages(out, make_readers, cfg.dedup, ex.tasks, tail, finalize, tokenizer=cfg.tokenizer)
+    run_stages(stages, ex, out / "dedup_work" / "logs")
+    return out
