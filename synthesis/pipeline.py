@@ -424,7 +424,8 @@ def _write_report(out: Path, built: dict[str, Any]) -> None:
             axes[0].bar(list(comp), vals, bottom=bottom, label=k)
             bottom = [b + v for b, v in zip(bottom, vals)]
         axes[0].set_title("items per split (origin/task)")
-        axes[0].legend(fontsize=7)
+        if keys:
+            axes[0].legend(fontsize=7)
         grounding = [r["metadata"].get("quality.grounding") for rs in built["by_split"].values() for r in rs]
         grounding = [g for g in grounding if g is not None]
         axes[1].hist(grounding, bins=20, range=(0, 1))

@@ -66,6 +66,9 @@ class FakeChatServer:
         self.answered: Counter[str] = Counter()
         self.behaviours: Counter[str] = Counter()
         self.seen_auth: set[str] = set()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.received_at: list[float] = []  # monotonic time of every chat request
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -111,7 +114,8 @@ class FakeChatServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None)
+        # handler_cancellation: a handler stops when its client hangs up (a timed-out or killed client)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
@@ -144,6 +148,18 @@ class FakeChatServer:
         with self._lock:
             self.received[key] += 1
             self.behaviours[behaviour] += 1
+            self.received_at.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._respond(request, key, user, behaviour)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _respond(self, request, key: str, user: str, behaviour: str):
+        from aiohttp import web
+
         if behaviour == "429":
             return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429,
                                      headers={"Retry-After": str(self.retry_after_s)})
@@ -182,7 +198,7 @@ class FakeChatServer:
     def counts(self) -> dict[str, Any]:
         with self._lock:
             return {"received": dict(self.received), "answered": dict(self.answered),
-                    "behaviours": dict(self.behaviours)}
+                    "behaviours": dict(self.behaviours), "max_in_flight": self.max_in_flight}
 
 
 def main() -> None:  # pragma: no cover - manual use: python -m synthesis.testserver --latency 0.2
