@@ -1,0 +1,193 @@
+"""Tokenise one manifest once; cache the result on disk, keyed by what determines it.
+
+The key is the sha256 of: the manifest file's hash and split, the tokenizer's fingerprint, the
+sequence length, the run kind (cpt|sft), the CPT separator and this format's version. Any change
+to the data, tokenizer or length gives a new key; nothing stale is ever reused. A cache entry is a
+directory written under a temporary name and renamed when complete, so a killed run never leaves
+a half-written entry that looks finished.
+
+Entry layout: ``tokens.npy`` (int32, all documents concatenated), ``offsets.npy`` (int64, n+1
+document boundaries), ``loss_mask.npy`` (uint8, SFT only: 1 on assistant tokens) and
+``meta.json`` (counts, rejects with reasons, the key's inputs).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_BATCH = 512
+
+
+@dataclass
+class TokenizedManifest:
+    """A tokenised manifest (memory-mapped from the cache)."""
+
+    key: str
+    path: Path
+    tokens: np.ndarray
+    offsets: np.ndarray
+    loss_mask: np.ndarray | None
+    meta: dict[str, Any]
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+def cache_key(content_key: str, tokenizer_fingerprint: str, seq_len: int, kind: str, separator: str) -> str:
+    blob = json.dumps({"manifest": content_key, "tokenizer": tokenizer_fingerprint, "seq_len": seq_len,
+                       "kind": kind, "separator": separator if kind == "cpt" else None,
+                       "format": FORMAT_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _load(entry: Path, key: str) -> TokenizedManifest:
+    meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+    mask_path = entry / "loss_mask.npy"
+    return TokenizedManifest(
+        key=key, path=entry,
+        tokens=np.load(entry / "tokens.npy", mmap_mode="r"),
+        offsets=np.load(entry / "offsets.npy"),
+        loss_mask=np.load(mask_path, mmap_mode="r") if mask_path.exists() else None,
+        meta=meta,
+    )
+
+
+def tokenize_manifest(source, tokenizer, *, kind: str, seq_len: int, cache_dir: Path,
+                      separator: str = "<|endoftext|>", progress: bool = True) -> TokenizedManifest:
+    """Tokenise a ``ManifestInput`` (cached). Bad rows are kept in ``meta['rejects']`` with a reason."""
+    from corpora_manifests.tokenizer import tokenizer_fingerprint
+
+    key = cache_key(source.consumed.content_key, tokenizer_fingerprint(tokenizer), seq_len, kind, separator)
+    entry = Path(cache_dir) / key
+    if (entry / "meta.json").exists():
+        return _load(entry, key)
+
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key[:16]}.", suffix=".tmp"))
+    try:
+        if kind == "cpt":
+            arrays, meta = _tokenize_cpt(source, tokenizer, separator, progress)
+        else:
+            arrays, meta = _tokenize_sft(source, tokenizer, seq_len, progress)
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr)
+        meta.update(key=key, manifest=source.consumed.path, manifest_sha256=source.consumed.manifest_sha256,
+                    split=source.consumed.split, tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+                    seq_len=seq_len, kind=kind, format=FORMAT_VERSION)
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        try:
+            os.replace(tmp, entry)
+        except OSError:  # another process finished the same entry first: theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load(entry, key)
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rec", disable=not enabled, leave=False)
+
+
+def _tokenize_cpt(source, tokenizer, separator: str, progress: bool):
+    sep_id = tokenizer.convert_tokens_to_ids(separator)
+    if sep_id is None or sep_id == getattr(tokenizer, "unk_token_id", -1):
+        from corpora_manifests.errors import UserError
+
+        raise UserError(f"cpt_separator {separator!r} is not a token of the tokenizer")
+    chunks: list[np.ndarray] = []
+    lengths: list[int] = []
+    rejects: list[dict[str, Any]] = []
+    batch_ids: list[str] = []
+    batch_texts: list[str] = []
+
+    def flush():
+        if not batch_texts:
+            return
+        for enc in tokenizer.backend_tokenizer.encode_batch(batch_texts, add_special_tokens=False):
+            ids = np.empty(len(enc.ids) + 1, dtype=np.int32)
+            ids[:-1] = enc.ids
+            ids[-1] = sep_id  # every document ends with the separator: the model learns where documents end
+            chunks.append(ids)
+            lengths.append(len(ids))
+        batch_ids.clear()
+        batch_texts.clear()
+
+    with _bar(source.consumed.records, f"tokenize {source.consumed.name}", progress) as bar:
+        for row in source.iter_rows(columns=["id", "text"]):
+            bar.update(1)
+            text = row.get("text")
+            if not isinstance(text, str):
+                rejects.append({"id": row.get("id"), "reason": "missing_text"})
+            elif not text.strip():
+                rejects.append({"id": row.get("id"), "reason": "empty_text"})
+            else:
+                batch_ids.append(row.get("id"))
+                batch_texts.append(text)
+                if len(batch_texts) >= _BATCH:
+                    flush()
+        flush()
+    tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    meta = {"documents": len(lengths), "tokens": int(offsets[-1]), "rejects": rejects}
+    return {"tokens": tokens, "offsets": offsets}, meta
+
+
+def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool):
+    from .chat_template import BadSample, ChatEncoder, normalise_messages
+
+    encoder = ChatEncoder(tokenizer)
+    toks: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    rejects: list[dict[str, Any]] = []
+    pending: list[tuple[Any, list[dict[str, str]]]] = []
+
+    def flush():
+        if not pending:
+            return
+        for (rid, _), enc in zip(pending, encoder.encode([m for _, m in pending])):
+            if len(enc.input_ids) > seq_len:
+                # Truncating would cut a reply mid-way and train on a broken answer: reject instead.
+                rejects.append({"id": rid, "reason": "longer_than_seq_len",
+                                "detail": f"{len(enc.input_ids)} > {seq_len} tokens", "tokens": len(enc.input_ids)})
+                continue
+            toks.append(enc.input_ids)
+            masks.append(enc.loss_mask)
+        pending.clear()
+
+    with _bar(source.consumed.records, f"tokenize {source.consumed.name}", progress) as bar:
+        for row in source.iter_rows(columns=["id", "messages"]):
+            bar.update(1)
+            try:
+                pending.append((row.get("id"), normalise_messages(row.get("messages"))))
+            except BadSample as e:
+                rejects.append({"id": row.get("id"), "reason": str(e)})
+                continue
+            if len(pending) >= _BATCH:
+                flush()
+        flush()
+    lengths = [len(t) for t in toks]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    tokens = np.concatenate(toks) if toks else np.zeros(0, dtype=np.int32)
+    mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.uint8)
+    meta = {"documents": len(lengths), "tokens": int(offsets[-1]), "target_tokens": int(mask.sum()),
+            "rejects": rejects}
+    return {"tokens": tokens, "offsets": offsets, "loss_mask": mask}, meta
