@@ -184,7 +184,8 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
     tok_info = tokenizer_info(load_tokenizer(cfg.tokenizer)) if cfg.tokenizer else None
     sources = [Source(name=cfg.source_name(), uri=",".join(cfg.inputs), licence=cfg.licence,
                       counts={"kept": kept, "rejected": n_rejected})]
-    prov = make_provenance(cfg.model_dump(mode="json"), config_text, command)
+    # the hash is of the effective config (YAML + flags), so a re-run with other flags is not a "no-op"
+    prov = make_provenance(cfg.model_dump(mode="json"), None, command)
     atomic_write_text(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2))
     atomic_write_text(out / "stats.md", _stats_table(counts, rejects))
     finalize_manifest(out, cfg.name, "cpt", prov, tok_info, sources, stats)
@@ -193,6 +194,9 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
 
 def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
     """Run the extraction pipeline; return the output directory (with manifest.json when finished).
+
+    ``config_text`` (the YAML as written) is accepted for symmetry with other pipelines; provenance
+    echoes and hashes the effective config (YAML + overrides), which is what identifies the run.
 
     Re-running a finished run with the same config is a no-op; with a different config it is a
     UserError (pick another output). An interrupted run resumes: datatrove skips completed ranks.
@@ -208,7 +212,7 @@ def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str
     if not cfg.output:
         raise UserError("no output directory: give --output or set 'output' in the config")
     out = Path(cfg.output)
-    sha = config_sha256(cfg.model_dump(mode="json"), config_text)
+    sha = config_sha256(cfg.model_dump(mode="json"))
     if (out / MANIFEST_FILENAME).exists():
         prev = load_manifest(out)
         if prev.producer.config_sha256 == sha:

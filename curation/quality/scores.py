@@ -16,7 +16,7 @@ _WS = re.compile(r"\s+")
 # symbols that are not ordinary prose punctuation: markup, ascii art, emoji, box drawing …
 _SYMBOL = re.compile(r"[#*|_~^<>{}\[\]\\=@$&+`\u2190-\u21ff\u2500-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufffd]")
 # UTF-8 (or GBK) bytes decoded as Latin-1/cp1252: Ã¤ â€œ Ö÷ ...
-_LATIN_MOJIBAKE = re.compile(r"[\u00c0-\u00ff][\u0080-\u00ff\u2018-\u203a\u20ac]|â€|Ã.|Â.")
+_LATIN_MOJIBAKE = re.compile(r"[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff][\u0080-\u00ff\u2018-\u203a\u20ac]|â€|Ã.|Â.")
 _CID = re.compile(r"\(cid:\d+\)")
 _END_PUNCT = tuple("。！？；：…”」』）)》.!?;:\"'")
 _PARA_SPLIT = re.compile(r"\n\s*\n")
