@@ -117,7 +117,12 @@ def _run_fingerprint(cfg: SynthConfig, config_text: str, store) -> str:
     h = hashlib.sha256()
     h.update(PIPELINE_VERSION.encode())
     h.update(hashlib.sha256(config_text.encode("utf-8")).hexdigest().encode())
-    h.update(json.dumps(cfg.model_dump(), sort_keys=True, ensure_ascii=False).encode())
+    dump = cfg.model_dump()
+    # where the run lives is not what it is: a moved or copied run directory stays finished
+    dump.pop("output_dir")
+    dump["llm"].pop("cache_path")
+    dump["review"].pop("store_path")
+    h.update(json.dumps(dump, sort_keys=True, ensure_ascii=False).encode())
     h.update(_file_sig(cfg.source.path).encode())
     for e in cfg.expert:
         h.update(_file_sig(e.path).encode())
