@@ -47,7 +47,7 @@ _MD_FENCE = re.compile(r"^[ \t]*(?:```|~~~).*$", re.M)
 _MD_EMPH = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _MD_EMPH1 = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 
-_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _CJK_SPACE = re.compile(rf"(?<=[{_CJKP}]) (?=[{_CJKP}])")
 _BLANKS = re.compile(r"\n{3,}")
 

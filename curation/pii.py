@@ -42,7 +42,9 @@ _CARD_RE = re.compile(_NB + r"(?<![¥￥$])(?:\d{4}[ -]?){3}\d{4}(?:\d{1,3})?" +
 _MOBILE_RE = re.compile(_NB + r"(?<![¥￥$.,])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _NA + _UNIT)
 _LANDLINE_RE = re.compile(
     _NB + r"(?:\(0\d{2,3}\)|（0\d{2,3}）|0\d{2,3}[ -])[ ]?[2-9]\d{3}[ -]?\d{3,4}(?:\s*(?:转|ext\.?|-)\s*\d{1,5})?" + _NA)
-_EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])")
+# ASCII-only boundaries: \w would also match the hanzi that e-mail addresses sit between
+_EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+                       r"\.[A-Za-z]{2,24}(?![A-Za-z0-9-])")
 _IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\s*[条款节章])")
 _IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])")
 _IP_CONTEXT = re.compile(r"(?i)(ip|地址|服务器|主机|host|访问)")

@@ -19,6 +19,10 @@ class HtmlOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     favor: Literal["precision", "balanced", "recall"] = "balanced"
     include_tables: bool = True
+    # gov.cn-style pages lay the whole article out in a table; trafilatura then flattens it into one
+    # table row and loses every paragraph break. A table cell longer than this marks a layout table,
+    # and the page is re-extracted without tables.
+    layout_table_cell_chars: int = 300
     with_metadata: bool = True
 
 
@@ -32,6 +36,13 @@ def _run(html: str, url: str | None, opts: HtmlOptions, favor: str):
     )
 
 
+def _has_layout_table(text: str, cell_chars: int) -> bool:
+    for line in text.split("\n"):
+        if line.startswith("|") and any(len(c.strip()) > cell_chars for c in line.split("|")):
+            return True
+    return False
+
+
 def extract_html(data: bytes, path: str, opts: HtmlOptions | None = None) -> list[Extracted]:
     opts = opts or HtmlOptions()
     if not data.strip():
@@ -42,6 +53,11 @@ def extract_html(data: bytes, path: str, opts: HtmlOptions | None = None) -> lis
     md = {"extractor": "trafilatura", "format": "html", "encoding": how}
     doc = _run(html, None, opts, opts.favor)
     text = (doc.text if doc is not None else "") or ""
+    if opts.include_tables and _has_layout_table(text, opts.layout_table_cell_chars):
+        flat = _run(html, None, opts.model_copy(update={"include_tables": False}), opts.favor)
+        if flat is not None and flat.text and len(flat.text) >= 0.5 * len(text):
+            doc, text = flat, flat.text
+            md["html.layout_table"] = True
     if not text.strip() and opts.favor != "recall":
         doc = _run(html, None, opts, "recall") or doc
         text = (doc.text if doc is not None else "") or ""

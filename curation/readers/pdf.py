@@ -47,6 +47,8 @@ class PdfOptions(BaseModel):
     scanned_pages: Literal["reject", "keep"] = "reject"
     image_cover: float = Field(0.7, gt=0, le=1, description="image area share that makes a page a scan")
     max_bad_page_frac: float = Field(0.2, ge=0, le=1)
+    drop_toc_lines: bool = Field(True, description="table-of-contents lines with dot leaders and a page number")
+    drop_numeric_lines: bool = Field(True, description="lines without any letter (chart axes, stray numbers)")
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Line:
         return max(self.top - self.bottom, 1.0)
 
 
-_TERMINAL = tuple("。！？；：…”」』）)》.!?;:")
+_TERMINAL = tuple("。！？；：…”」』.!?;:")  # not 》）: a title or bracket ends lines mid-sentence
 _PAGE_NO = re.compile(
     r"^(?:[-–—·•\s]*\d{1,4}[-–—·•\s]*|第\s*[\dⅠ-ⅫivxlcIVXLC一二三四五六七八九十]+\s*页(?:\s*[/,，]?\s*共\s*[\dⅠ-ⅫivxlcIVXLC一二三四五六七八九十]+\s*页)?"
     r"|[ivxlcIVXLCⅠ-Ⅻ]{1,6}|\d{1,4}\s*/\s*\d{1,4}|page\s*\d+(\s*of\s*\d+)?)$", re.I)
@@ -113,6 +115,10 @@ def _table_md(rows: list[list]) -> str:
     md = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * width]
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(md)
+
+
+_TOC = re.compile(r"(?:[.·…．]\s*){5,}\s*[\dⅠ-Ⅻivxlc]+\s*$|^目\s*录$", re.I)
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _header_key(text: str) -> str:
@@ -231,7 +237,8 @@ def _strip_headers_footers(pages: list[_Page], margin: float) -> int:
     return removed
 
 
-def _join(pages: list[_Page], join: bool) -> str:
+def _join(pages: list[_Page], opts: PdfOptions) -> str:
+    join = opts.join_lines
     out: list[str] = []
     buf = ""
     for pg in pages:
@@ -241,6 +248,10 @@ def _join(pages: list[_Page], join: bool) -> str:
         for ln in pg.lines:
             t = ln.text.strip()
             if not t:
+                continue
+            if opts.drop_toc_lines and _TOC.search(t):
+                continue
+            if opts.drop_numeric_lines and not t.startswith("|") and not _HAS_LETTER.search(t):
                 continue
             if buf:
                 # ASCII word continuing on the next line needs a space; CJK never does
@@ -313,7 +324,7 @@ def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[
     if bad / len(pages) > opts.max_bad_page_frac:
         raise ExtractError("pdf_unmapped_glyphs", f"{bad}/{len(pages)} pages unreadable or without a glyph→Unicode map")
     removed = _strip_headers_footers(usable, opts.margin) if opts.remove_headers_footers else 0
-    text = _join(usable, opts.join_lines)
+    text = _join(usable, opts)
     md = {
         "extractor": "pypdfium2" if all(p.engine == "pdfium" for p in usable) else "pypdfium2+pdfplumber",
         "format": "pdf",

@@ -1,0 +1,146 @@
+import json
+
+import pytest
+
+from benchmarks.extraction import char_f1
+from corpora_manifests.rejects import read_rejects
+from curation.readers.base import ExtractError
+from curation.readers.encoding import decode_bytes
+from curation.readers.files import DocumentReader, list_input_files, sniff
+from curation.readers.html import extract_html
+from curation.readers.pdf import extract_pdf
+from curation.rejects import rejects_writer
+
+
+def _read(paths, tmp_path, **opts):
+    r = DocumentReader([str(p) for p in paths], opts or None, rejects_dir=str(tmp_path), source="test")
+    docs = list(r.run(rank=0, world_size=1))
+    rej = read_rejects(tmp_path / "rejects") if (tmp_path / "rejects").exists() else []
+    return docs, rej
+
+
+@pytest.mark.parametrize("name,how", [("govcn_gb18030.html", "gb18030:meta"), ("govcn_gb18030_nometa.html", "gb18030:detected")])
+def test_gb18030_pages_decode(fixtures_dir, name, how):
+    data = (fixtures_dir / "generated" / name).read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        data.decode("utf-8")
+    html, got = decode_bytes(data, html=True)
+    assert got == how
+    text = extract_html(data, name)[0].text
+    expected = (fixtures_dir / "generated" / "govcn_gb18030.expected.txt").read_text(encoding="utf-8")
+    assert char_f1(text, expected)[2] > 0.95
+    assert "国务院办公厅" in text and "\ufffd" not in text
+
+
+def test_big5_detected():
+    text = "中華人民共和國國務院關於推進國有資產監督管理的意見，各省、自治區、直轄市人民政府。"
+    assert decode_bytes(text.encode("big5"))[0] == text
+
+
+def test_govcn_html_title_and_chrome(fixtures_dir):
+    data = (fixtures_dir / "html" / "govcn" / "govcn_001.html").read_bytes()
+    ex = extract_html(data, "govcn_001.html")[0]
+    assert ex.metadata["extractor"].startswith("trafilatura") and ex.metadata.get("title")
+    assert "扫一扫" not in ex.text  # site chrome is not main text
+
+
+def test_generated_pdf_without_running_header_and_page_numbers(fixtures_dir):
+    ex = extract_pdf((fixtures_dir / "generated" / "law_zh.pdf").read_bytes(), "law_zh.pdf")[0]
+    expected = (fixtures_dir / "generated" / "law_zh.expected.txt").read_text(encoding="utf-8")
+    lines = ex.text.split("\n")
+    assert "法规汇编" not in ex.text  # the running header
+    assert not [ln for ln in lines if ln.strip().strip("-– ").isdigit()]  # "- 3 -" page numbers
+    assert ex.metadata["pdf.pages"] == 9 and ex.metadata["pdf.header_footer_lines"] >= 9
+    assert char_f1(ex.text, expected)[2] > 0.99
+    # lines broken by the layout are joined back into articles
+    assert any(ln.startswith("第一条") and ln.endswith("制定本法。") for ln in lines)
+
+
+def test_docx(fixtures_dir, tmp_path):
+    docs, rej = _read([fixtures_dir / "generated" / "law_zh.docx"], tmp_path)
+    assert len(docs) == 1 and not rej
+    d = docs[0]
+    assert d.metadata["extractor"] == "python-docx" and d.metadata["title"] == "企业国有资产监督管理暂行条例"
+    assert "第一条 为建立适应社会主义市场经济需要的国有资产监督管理体制" in d.text
+
+
+def test_broken_files_end_in_rejects_with_reasons(fixtures_dir, tmp_path):
+    broken = fixtures_dir / "broken"
+    docs, rej = _read([broken], tmp_path)
+    by_file = {}
+    for r in rej:
+        by_file.setdefault(r["path"].rsplit("/", 1)[-1], []).append(r["reason"])
+    assert by_file["empty.html"] == ["empty_file"] and by_file["empty.pdf"] == ["empty_file"]
+    assert by_file["garbage.pdf"] == ["wrong_extension"]
+    assert by_file["not_really.docx"] == ["wrong_extension"]
+    assert by_file["garbage.txt"] == ["binary_file"]
+    assert by_file["truncated.pdf"] == ["pdf_unreadable"]
+    assert sorted(by_file["invalid_utf8.jsonl"]) == ["record_invalid_json", "record_invalid_utf8"]
+    # the good records of the broken dump are kept; nothing listed vanished
+    assert sorted(d.id.rsplit("#", 1)[-1] for d in docs) == ["ok-1", "ok-2"]
+    listed = {p.rsplit("/", 1)[-1] for p in list_input_files([str(broken)])}
+    assert listed == set(by_file) | {d.metadata["file_path"].rsplit("/", 1)[-1] for d in docs}
+    assert all(r["stage"] == "read" and r.get("detail") for r in rej)
+
+
+def test_wrong_extension_and_unsupported(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "report.pdf").write_text("<html><body>这其实是网页</body></html>", encoding="utf-8")
+    (src / "notes.txt").write_bytes(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj")
+    (src / "image.png").write_bytes(b"\x89PNG\r\n")
+    out = tmp_path / "out"
+    docs, rej = _read([src], out)
+    assert not docs
+    assert {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in rej} == {
+        "report.pdf": "wrong_extension", "notes.txt": "wrong_extension", "image.png": "unsupported_format"}
+
+
+def test_markdown_text_jsonl_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.md").write_text("# 国有资产管理办法\n\n第一条 为了规范管理，制定本办法。", encoding="utf-8")
+    (src / "b.txt").write_bytes("第二条 本办法适用于国家出资企业。".encode("gb18030"))
+    (src / "c.jsonl").write_text(json.dumps({"doc_id": "k1", "content": "第三条 内容。", "region": "浙江"},
+                                            ensure_ascii=False) + "\n" + json.dumps({"doc_id": "k2"}) + "\n", encoding="utf-8")
+    pq.write_table(pa.table({"id": ["p1"], "text": ["第四条 其他。"], "metadata": ['{"year": 2020}']}), src / "d.parquet")
+    r = DocumentReader([str(src)], {"text_key": "content", "id_key": "doc_id"}, rejects_dir=str(tmp_path / "out"))
+    docs = {d.id.rsplit("/", 1)[-1]: d for d in r.run()}
+    assert docs["a.md"].metadata["title"] == "国有资产管理办法"
+    assert docs["b.txt"].text == "第二条 本办法适用于国家出资企业。"
+    assert docs["c.jsonl#k1"].metadata["region"] == "浙江"
+    rej = read_rejects(tmp_path / "out" / "rejects")
+    # parquet has no 'content' column with these keys → rejected, k2 has no text → rejected
+    assert sorted(x["reason"] for x in rej) == ["parquet_no_text_column", "record_no_text"]
+    r2 = DocumentReader([str(src / "d.parquet")])
+    (d,) = list(r2.run())
+    assert d.id.endswith("#p1") and d.metadata["year"] == 2020
+
+
+def test_globs_and_missing_inputs(fixtures_dir):
+    files = list_input_files([str(fixtures_dir / "generated" / "*.html"), str(fixtures_dir / "nope")])
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["govcn_gb18030.html", "govcn_gb18030_nometa.html"]
+
+
+def test_sniff():
+    assert sniff(b"%PDF-1.7") == "pdf" and sniff(b"PK\x03\x04xx") == "zip"
+    assert sniff(b"\xef\xbb\xbf<!DOCTYPE html>") == "html" and sniff("第一条".encode()) is None
+
+
+def test_pdf_errors():
+    with pytest.raises(ExtractError) as e:
+        extract_pdf(b"%PDF-1.4 not really", "x.pdf")
+    assert e.value.reason == "pdf_unreadable"
+
+
+def test_rejects_writer_resumes_by_rewriting(tmp_path):
+    from curation.rejects import reject_document
+
+    for _ in range(2):  # a re-run rank rewrites its file instead of appending
+        w = rejects_writer(tmp_path, "read")
+        reject_document(w, 0, id="a", path="a.pdf", reason="empty_file")
+        w.close()
+    assert len(read_rejects(tmp_path / "rejects")) == 1
