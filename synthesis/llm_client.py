@@ -181,21 +181,27 @@ class LLMClient:
                 self.usage.requests += 1
                 wait: float | None = None
                 try:
-                    resp = await self._client.chat.completions.create(
-                        model=self.cfg.model, messages=messages, **self.params()
+                    # The openai client's transport, auth and error mapping, without its typed
+                    # request/response transforms (~2/3 of its CPU per request, measured): the body
+                    # is plain JSON and we read three fields of the reply.
+                    data = await self._client.post(
+                        "/chat/completions", cast_to=object,
+                        body={"model": self.cfg.model, "messages": messages, **self.params()},
                     )
-                    choice = resp.choices[0]
-                    content = choice.message.content or ""
-                    usage = {
-                        "prompt_tokens": getattr(resp.usage, "prompt_tokens", 0) or 0,
-                        "completion_tokens": getattr(resp.usage, "completion_tokens", 0) or 0,
-                    }
+                    choice = data["choices"][0]
+                    content = choice["message"].get("content") or ""
+                    if not isinstance(content, str):
+                        raise TypeError("message content is not a string")
+                    finish_reason = choice.get("finish_reason")
+                    u = data.get("usage") or {}
+                    usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
+                             "completion_tokens": int(u.get("completion_tokens") or 0)}
                     # Commit before use: from here on this request is never paid for again.
-                    self.cache.put(key, self.cfg.model, content, choice.finish_reason, usage, attempt)
+                    self.cache.put(key, self.cfg.model, content, finish_reason, usage, attempt)
                     self.usage.completed += 1
                     self.usage.prompt_tokens += usage["prompt_tokens"]
                     self.usage.completion_tokens += usage["completion_tokens"]
-                    return LLMResult(content, choice.finish_reason, usage, False, attempt, key)
+                    return LLMResult(content, finish_reason, usage, False, attempt, key)
                 except openai.RateLimitError as e:
                     reason, wait = "rate_limited", _retry_after(e)
                 except openai.InternalServerError as e:
