@@ -68,3 +68,15 @@ def test_fixture_sources_and_rejects(tmp_path, fixtures_dir):
     reasons = sorted(r["reason"] for r in read_rejects(tmp_path / "rejects"))
     assert reasons == ["bad_json_line", "empty_text"]
     assert json.loads(lines[0])["title"] == docs[0].title
+
+
+def test_chunk_step_in_a_datatrove_pipeline(fixtures_dir):
+    from datatrove.pipeline.readers import JsonlReader
+
+    from synthesis.steps import ChunkDocuments
+
+    reader = JsonlReader(str(fixtures_dir / "laws"), glob_pattern="laws_sample.jsonl", limit=3)
+    docs = list(ChunkDocuments(max_tokens=512).run(reader.run(rank=0, world_size=1)))
+    assert len({d.metadata["synth.doc_id"] for d in docs}) == 3
+    assert all(d.metadata["synth.n_tokens"] <= 512 and d.id.startswith("c") for d in docs)
+    assert any(d.metadata["synth.articles"] for d in docs)
