@@ -32,6 +32,15 @@ _FW_TABLE = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F) if chr(cp) not in _
 _FW_TABLE[0x3000] = 0x20  # ideographic space
 _FW_TABLE.update({cp: None for cp in (0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0x2061, 0x2062, 0x2063,
                                       0x2064, 0xFEFF, 0x00AD, 0xFFFC)})
+_FW_ANY = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FW_TABLE)) + "]")
+_ZW_ANY = re.compile("[" + "".join(re.escape(chr(c)) for c, v in sorted(_FW_TABLE.items()) if v is None) + "]")
+
+
+def _fw_repl(m: re.Match) -> str:
+    v = _FW_TABLE[ord(m.group())]
+    return "" if v is None else chr(v)
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
 _RADICALS = re.compile(r"[\u2e80-\u2eff\u2f00-\u2fdf\uf900-\ufaff]")
 _FW_DOT = re.compile(r"(?<=\d)．(?=\d)")
@@ -62,25 +71,35 @@ class NormalizeOptions(BaseModel):
 
 
 def strip_markup(text: str) -> str:
+    # each pattern is guarded by a substring test: clean text skips the regex passes entirely
     if "<" in text:
         text = _COMMENT.sub("", text)
         text = _TAG.sub("", text)
     if "&" in text:
         text = _html.unescape(text)
-    text = _MD_FENCE.sub("", text)
-    text = _MD_IMAGE.sub("", text)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_HEADING.sub("", text)
-    text = _MD_QUOTE.sub("", text)
-    text = _MD_RULE.sub("", text)
-    text = _MD_EMPH.sub(r"\2", text)
-    text = _MD_EMPH1.sub(r"\1", text)
+    if "```" in text or "~~~" in text:
+        text = _MD_FENCE.sub("", text)
+    if "](" in text:
+        text = _MD_IMAGE.sub("", text)
+        text = _MD_LINK.sub(r"\1", text)
+    if "#" in text:
+        text = _MD_HEADING.sub("", text)
+    if ">" in text:
+        text = _MD_QUOTE.sub("", text)
+    if "--" in text or "**" in text or "__" in text or "* *" in text:
+        text = _MD_RULE.sub("", text)
+    if "**" in text or "__" in text:
+        text = _MD_EMPH.sub(r"\2", text)
+    if "*" in text:
+        text = _MD_EMPH1.sub(r"\1", text)
     return text
 
 
 def fullwidth_to_halfwidth(text: str) -> str:
-    text = _FW_DOT.sub(".", text)
-    text = text.translate(_FW_TABLE)
+    if "．" in text:
+        text = _FW_DOT.sub(".", text)
+    # str.translate looks every character up in a dict; substituting only the (rare) matches is ~10x faster
+    text = _FW_ANY.sub(_fw_repl, text)
     if _RADICALS.search(text):
         text = _RADICALS.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
     return text
@@ -113,7 +132,7 @@ class ZhNormalizer(PipelineStep):
         if o.fullwidth_ascii:
             text = fullwidth_to_halfwidth(text)
         else:
-            text = text.translate({k: v for k, v in _FW_TABLE.items() if v is None})
+            text = _ZW_ANY.sub("", text)
         if o.remove_control:
             text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
         if o.traditional_to_simplified:

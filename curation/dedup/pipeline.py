@@ -69,8 +69,8 @@ def make_reader_factory(paths: list[str], output_dir: str, text_key: str = "text
     def make():
         from .reader import RecordsReader
 
-        return [RecordsReader(folder, glob, output_dir, text_key=text_key, id_key=id_key, source=source)
-                for _kind, folder, glob in specs]
+        return [RecordsReader(folder, glob, output_dir, text_key=text_key, id_key=id_key, source=source, tag=i)
+                for i, (_kind, folder, glob) in enumerate(specs)]
 
     return make
 

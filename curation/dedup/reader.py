@@ -18,10 +18,11 @@ class RecordsReader(BaseDiskReader):
     name = "📚 JSONL/parquet records"
 
     def __init__(self, data_folder: str, glob_pattern: str, output_dir: str, text_key: str = "text",
-                 id_key: str = "id", source: str | None = None):
+                 id_key: str = "id", source: str | None = None, tag: int = 0):
         super().__init__(data_folder, glob_pattern=glob_pattern, text_key=text_key, id_key=id_key,
                          default_metadata={"source": source} if source else None, recursive=True)
         self.output_dir = output_dir
+        self.tag = tag  # several readers in one pipeline write separate reject files
         self._rejects = None
 
     def _reject(self, reason: str, path: str, line: int | None, detail: str, preview: str = "") -> None:
@@ -86,9 +87,9 @@ class RecordsReader(BaseDiskReader):
             self._reject("unreadable_parquet", filepath, None, f"{type(e).__name__}: {e}")
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        target = Path(self.output_dir) / "rejects" / "input" / f"{rank:05d}.jsonl"
+        target = Path(self.output_dir) / "rejects" / "input" / f"{rank:05d}-{self.tag}.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "w", encoding="utf-8") as self._rejects:
             yield from super().run(data, rank, world_size)
-        if target.stat().st_size == 0:
+        if target.exists() and target.stat().st_size == 0:
             target.unlink()

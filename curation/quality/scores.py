@@ -6,17 +6,18 @@ floats; the filter stores them as ``quality.<name>`` metadata and compares them 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from functools import lru_cache
 
 from curation.quality.charsets import common_hanzi
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_DIGIT = re.compile(r"[0-9]")
+_NON_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WS = re.compile(r"\s+")
 # symbols that are not ordinary prose punctuation: markup, ascii art, emoji, box drawing …
 _SYMBOL = re.compile(r"[#*|_~^<>{}\[\]\\=@$&+`\u2190-\u21ff\u2500-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufffd]")
 # UTF-8 (or GBK) bytes decoded as Latin-1/cp1252: Ã¤ â€œ Ö÷ ...
 _LATIN_MOJIBAKE = re.compile(r"[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff][\u0080-\u00ff\u2018-\u203a\u20ac]|â€|Ã.|Â.")
+_HAS_LATIN1 = re.compile(r"[\u00c0-\u00ff]")
 _CID = re.compile(r"\(cid:\d+\)")
 _END_PUNCT = tuple("。！？；：…”」』）)》.!?;:\"'")
 _PARA_SPLIT = re.compile(r"\n\s*\n")
@@ -39,15 +40,34 @@ def _dup_frac(parts: list[str]) -> float:
     return dup / total if total else 0.0
 
 
-def top_ngram_frac(chars: str, n: int) -> float:
-    """Gopher's top n-gram repetition, on characters: share of characters covered by the most frequent n-gram."""
+def _codes(chars: str):
+    import numpy as np
+
+    return np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+
+
+def top_ngram_frac(chars: str, n: int, codes=None) -> float:
+    """Gopher's top n-gram repetition, on characters: share of characters covered by the most frequent n-gram.
+
+    n-grams are hashed into uint64 (polynomial hash mod 2**64; collisions are negligible at these
+    sizes) and counted with numpy, ~20x faster than a Counter of string slices.
+    """
+    import numpy as np
+
     if len(chars) < n * 4:
         return 0.0
-    counts = Counter(chars[i:i + n] for i in range(len(chars) - n + 1))
-    gram, c = counts.most_common(1)[0]
-    if c < 2:
+    c = _codes(chars) if codes is None else codes
+    m = len(c) - n + 1
+    key = np.zeros(m, dtype=np.uint64)
+    base = np.uint64(1_114_111)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            key = key * base + c[k:k + m]
+    _, counts = np.unique(key, return_counts=True)
+    top = int(counts.max())
+    if top < 2:
         return 0.0
-    return c * n / len(chars)
+    return top * n / len(chars)
 
 
 def score_text(text: str) -> dict[str, float]:
@@ -58,10 +78,10 @@ def score_text(text: str) -> dict[str, float]:
         return s | {"cjk_ratio": 0.0, "symbol_ratio": 0.0, "digit_ratio": 0.0, "dup_line_frac": 0.0,
                     "dup_para_frac": 0.0, "mean_line_len": 0.0, "punct_end_frac": 0.0, "garbled": 1.0,
                     **{f"top_{k}gram_frac": 0.0 for k in NGRAM_SIZES}}
-    cjk = _CJK.findall(compact)
+    cjk = _NON_CJK.sub("", compact)  # substitution/count in C: no per-character Python objects
     s["cjk_ratio"] = len(cjk) / n
-    s["symbol_ratio"] = len(_SYMBOL.findall(compact)) / n
-    s["digit_ratio"] = len(_DIGIT.findall(compact)) / n
+    s["symbol_ratio"] = (n - len(_SYMBOL.sub("", compact))) / n
+    s["digit_ratio"] = sum(compact.count(d) for d in "0123456789") / n
     lines = [ln.strip() for ln in text.split("\n")]
     lines = [ln for ln in lines if ln]
     s["dup_line_frac"] = _dup_frac(lines)
@@ -70,13 +90,19 @@ def score_text(text: str) -> dict[str, float]:
     s["mean_line_len"] = sum(len(ln) for ln in lines) / len(lines) if lines else 0.0
     s["punct_end_frac"] = sum(ln.endswith(_END_PUNCT) for ln in lines) / len(lines) if lines else 0.0
     head = compact[:REPETITION_MAX_CHARS]
+    codes = _codes(head)
     for k in NGRAM_SIZES:
-        s[f"top_{k}gram_frac"] = top_ngram_frac(head, k)
+        s[f"top_{k}gram_frac"] = top_ngram_frac(head, k, codes)
     s["garbled"] = garbled_score(compact, cjk)
     return s
 
 
-def garbled_score(compact: str, cjk: list[str] | None = None) -> float:
+@lru_cache(maxsize=1)
+def _common_deleter() -> dict[int, None]:
+    return {ord(c): None for c in common_hanzi()}
+
+
+def garbled_score(compact: str, cjk: str | None = None) -> float:
     """0 for clean text, up to 1 for mojibake: uncommon hanzi share, replacement chars, Latin-1 debris.
 
     - uncommon hanzi: share of CJK characters outside GB2312 ∪ Big5 level 1. Clean laws: ≤ 0.003
@@ -88,9 +114,8 @@ def garbled_score(compact: str, cjk: list[str] | None = None) -> float:
     if n == 0:
         return 1.0
     if cjk is None:
-        cjk = _CJK.findall(compact)
-    common = common_hanzi()
-    rare = sum(1 for c in cjk if c not in common) / len(cjk) if cjk else 0.0
-    bad = (compact.count("\ufffd") + 5 * len(_CID.findall(compact))) / n
-    latin = len(_LATIN_MOJIBAKE.findall(compact)) / n
+        cjk = _NON_CJK.sub("", compact)
+    rare = len(cjk.translate(_common_deleter())) / len(cjk) if cjk else 0.0
+    bad = (compact.count("\ufffd") + (5 * len(_CID.findall(compact)) if "(cid:" in compact else 0)) / n
+    latin = len(_LATIN_MOJIBAKE.findall(compact)) / n if _HAS_LATIN1.search(compact) else 0.0
     return min(1.0, max(rare, 10 * bad, 5 * latin))

@@ -9,7 +9,7 @@ Per page:
 3. A page mostly covered by one image is a scan: with no text it is *image-only*; with text the
    text is an OCR layer; it is a *garbage text layer* when it is invisible (render mode 3) and its
    glyphs are unmapped, or it is garbled. Scanned pages are dropped unless ``scanned_pages: keep``.
-4. Ruled tables (pages with ≥ 4 path objects) are located with pdfplumber; lines inside a table
+4. Ruled tables (pages with ≥ 2 long horizontal and ≥ 2 long vertical rules) are located with pdfplumber; lines inside a table
    are removed and, with ``tables: markdown``, replaced by the table as Markdown.
 
 Across pages, lines in the top/bottom ``margin`` band that repeat on ≥ 2 pages (digits ignored) or
@@ -140,7 +140,8 @@ def _analyse_page(pdf, i: int, plumber_doc, opts: PdfOptions) -> _Page:
     page = pdf[i]
     w, h = page.get_size()
     area = max(w * h, 1.0)
-    n_text = n_path = 0
+    n_text = 0
+    h_rules = v_rules = 0
     image_area = 0.0
     invisible = 0
     for obj in page.get_objects():
@@ -149,9 +150,19 @@ def _analyse_page(pdf, i: int, plumber_doc, opts: PdfOptions) -> _Page:
             if raw.FPDFTextObj_GetTextRenderMode(obj.raw) == raw.FPDF_TEXTRENDERMODE_INVISIBLE:
                 invisible += 1
         elif obj.type == raw.FPDF_PAGEOBJ_PATH:
-            n_path += 1
+            # ruled tables have long thin horizontal AND vertical rules (or box edges); a chart's
+            # ticks are short, and only then is pdfplumber's (slow) table finder worth running
+            l, b, r, t = _bounds(obj)
+            wd, ht = r - l, t - b
+            if ht < 3 and wd > 0.08 * w:
+                h_rules += 1
+            elif wd < 3 and ht > 0.03 * h:
+                v_rules += 1
+            elif wd > 0.08 * w and ht > 0.03 * h:
+                h_rules += 1
+                v_rules += 1
         elif obj.type == raw.FPDF_PAGEOBJ_IMAGE:
-            l, b, r, t = obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
+            l, b, r, t = _bounds(obj)
             image_area = max(image_area, max(r - l, 0) * max(t - b, 0))
     tp = page.get_textpage()
     n_chars = tp.count_chars()
@@ -178,10 +189,14 @@ def _analyse_page(pdf, i: int, plumber_doc, opts: PdfOptions) -> _Page:
             pg.status = "scanned"
     elif n_text == 0 and image_area > 0 and not text.strip():
         pg.status = "image_only"
-    if pg.status == "ok" and opts.tables != "keep" and n_path >= 4 and plumber_doc is not None:
+    if pg.status == "ok" and opts.tables != "keep" and h_rules >= 2 and v_rules >= 2 and plumber_doc is not None:
         _apply_tables(pg, plumber_doc.pages[i], opts)
     page.close()
     return pg
+
+
+def _bounds(obj) -> tuple[float, float, float, float]:
+    return obj.get_bounds() if hasattr(obj, "get_bounds") else obj.get_pos()
 
 
 def _garbled(compact: str) -> bool:
