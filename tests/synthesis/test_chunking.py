@@ -80,3 +80,26 @@ def test_chunk_step_in_a_datatrove_pipeline(fixtures_dir):
     assert len({d.metadata["synth.doc_id"] for d in docs}) == 3
     assert all(d.metadata["synth.n_tokens"] <= 512 and d.id.startswith("c") for d in docs)
     assert any(d.metadata["synth.articles"] for d in docs)
+
+
+def test_cpt_manifest_as_source(tmp_path, fixtures_dir, in_repo):
+    """The normal path: documents from a CPT manifest (written with the contract's ShardWriter)."""
+    from corpora_manifests.models import Manifest, load_manifest
+    from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.shards import CPT_SCHEMA, ShardWriter, iter_rows
+    from synthesis.pipeline import run_synthesis
+
+    recs = [json.loads(x) for x in (fixtures_dir / "laws" / "laws_sample.jsonl").read_text(encoding="utf-8").splitlines()[:4]]
+    cpt = tmp_path / "cpt"
+    with ShardWriter(cpt, schema=CPT_SCHEMA) as w:
+        for r in recs:
+            w.write({"id": r["id"], "text": r["text"], "source": "lawrefbook", "n_tokens": 1,
+                     "metadata": {"title": r["title"], "version_group": r["version_group"]}})
+    Manifest(name="cpt", stage="cpt", producer=make_provenance(command="test"), shards=w.shards).write(cpt)
+    out = run_synthesis("configs/demo/synth_stage2.yaml",
+                        [f"output_dir={tmp_path / 'out'}", "source.kind=manifest", f"source.path={cpt}"], progress=False)
+    rows = list(iter_rows(out / "sft_stage2")) + list(iter_rows(out / "eval"))
+    assert {r["metadata"]["synth.doc_id"] for r in rows} <= {r["id"] for r in recs}
+    assert {r["metadata"]["synth.doc_group"] for r in rows} <= {f"g:{r['version_group']}" for r in recs}
+    assert any(recs[0]["title"] in r["messages"][0]["content"] for r in rows if r["metadata"]["synth.doc_id"] == recs[0]["id"])
+    assert load_manifest(out / "sft_stage2").sources[0].counts["documents"] == 4
