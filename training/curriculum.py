@@ -119,7 +119,7 @@ def _final_loss(history: list[dict[str, Any]]) -> float | None:
 
 
 def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, world_size: int) -> dict[str, Any]:
-    from transformers import Trainer, default_data_collator
+    from transformers import Trainer
 
     from .model_factory import load_model
     from .stage_data import build_stage_data
@@ -144,7 +144,8 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
         _write_rejects(Path(cfg.output_dir), stage, data.rejects)
 
     model = load_model(cfg, init_from, tokenizer)
-    trainer = Trainer(model=model, args=args, train_dataset=data.dataset(), data_collator=default_data_collator)
+    dataset = data.dataset()
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collator)
     checkpoints = sdir / "checkpoints"
     resume = last_complete_checkpoint(checkpoints)
     if args.process_index == 0:

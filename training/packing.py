@@ -10,7 +10,7 @@ documents in the loss.
 CPT (``pack_stream``): documents (each ending with the separator) are laid end to end; a document
 that does not fit is split and its remainder *carried* into the next sequence, re-starting with
 the last token already placed as context, so every token of every document except its first is a
-prediction target exactly once. Nothing is dropped; the last sequence is padded.
+prediction target exactly once. Nothing is dropped.
 
 SFT (``pack_best_fit``): whole conversations are bin-packed best-fit-decreasing, never split, so a
 reply is never separated from its prompt.
@@ -66,6 +66,8 @@ def _stats(plan_len: np.ndarray, n_sequences: int, seq_len: int, doc_tokens: int
         "padding_tokens": total - real,
         "context_repeats": repeats,
         "tokens_lost": doc_tokens - covered,
+        # real / (sequences x seq_len): the fill if every sequence were padded to seq_len. Sequences
+        # are not padded (see materialise), so at micro-batch 1 the trained slots are real_tokens.
         "efficiency": (real / total) if total else 1.0,
     }
 
@@ -126,15 +128,19 @@ def pack_best_fit(offsets_per_source: list[np.ndarray], seq_len: int) -> PackPla
     return plan
 
 
-def materialise(plan: PackPlan, i: int, tokens: list[np.ndarray], masks: list[np.ndarray | None],
-                pad_id: int) -> dict[str, np.ndarray]:
-    """input_ids, labels and position_ids of packed sequence ``i`` (no attention mask, by design)."""
-    L = plan.seq_len
-    ids = np.full(L, pad_id, dtype=np.int64)
-    labels = np.full(L, -100, dtype=np.int64)
-    pos = np.zeros(L, dtype=np.int64)
+def materialise(plan: PackPlan, i: int, tokens: list[np.ndarray], masks: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+    """input_ids, labels and position_ids of packed sequence ``i`` (no attention mask, by design).
+
+    The sequence is not padded: a short last sequence costs only its own tokens, and the collator
+    pads a micro-batch to its longest member (nothing at micro-batch 1, the paper configs' setting).
+    """
+    segs = plan.segments_of(i)
+    n_total = int(sum(int(plan.end[k] - plan.start[k]) for k in segs))
+    ids = np.empty(n_total, dtype=np.int64)
+    labels = np.empty(n_total, dtype=np.int64)
+    pos = np.empty(n_total, dtype=np.int64)
     fill = 0
-    for k in plan.segments_of(i):
+    for k in segs:
         s, a, b = int(plan.src[k]), int(plan.start[k]), int(plan.end[k])
         n = b - a
         seg = np.asarray(tokens[s][a:b], dtype=np.int64)
@@ -146,6 +152,26 @@ def materialise(plan: PackPlan, i: int, tokens: list[np.ndarray], masks: list[np
         labels[fill:fill + n] = lab
         pos[fill:fill + n] = np.arange(n)
         fill += n
-    if fill < L:  # padding forms its own segment, so it is isolated like a document
-        pos[fill:] = np.arange(L - fill)
     return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
+class PackedCollator:
+    """Stack packed sequences, padding to the longest in the micro-batch. Padding forms its own
+    position-id segment (so it is isolated like a document) and carries label -100."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+
+        L = max(len(it["input_ids"]) for it in items)
+        out = {"input_ids": torch.full((len(items), L), self.pad_id, dtype=torch.long),
+               "labels": torch.full((len(items), L), -100, dtype=torch.long),
+               "position_ids": torch.zeros((len(items), L), dtype=torch.long)}
+        for r, it in enumerate(items):
+            n = len(it["input_ids"])
+            for k in out:
+                out[k][r, :n] = torch.as_tensor(it[k])
+            out["position_ids"][r, n:] = torch.arange(L - n)
+        return out

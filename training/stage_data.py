@@ -6,7 +6,7 @@ from typing import Any
 
 from .config import StageConfig, TrainConfig
 from .manifest_inputs import ManifestInput, open_manifest
-from .packing import PackPlan, materialise, pack_best_fit, pack_stream
+from .packing import PackedCollator, PackPlan, materialise, pack_best_fit, pack_stream
 from .token_cache import TokenizedManifest, tokenize_manifest
 
 
@@ -62,7 +62,7 @@ class PackedDataset:
         self.plan = data.plan
         self.tokens = [t.tokens for t in data.tokenized]
         self.masks = [t.loss_mask for t in data.tokenized]
-        self.pad_id = data.pad_id
+        self.collator = PackedCollator(data.pad_id)
 
     def __len__(self) -> int:
         return self.plan.n_sequences
@@ -72,7 +72,7 @@ class PackedDataset:
 
         if i < 0 or i >= len(self):
             raise IndexError(i)
-        return {k: torch.from_numpy(v) for k, v in materialise(self.plan, i, self.tokens, self.masks, self.pad_id).items()}
+        return {k: torch.from_numpy(v) for k, v in materialise(self.plan, i, self.tokens, self.masks).items()}
 
 
 def steps_per_stage(n_sequences: int, stage: StageConfig, world_size: int = 1) -> int:
