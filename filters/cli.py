@@ -1,6 +1,134 @@
 """`soaes filters` commands. Heavy imports stay inside commands."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def _echo_json(obj) -> None:
+    typer.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+@app.command("train-domain", help="Train the fastText domain classifier (labels finance/law/business/politics/other "
+                                   "or in/out); calibrates the P(in) threshold on --valid and writes MODEL + MODEL.json.")
+def train_domain(
+    train: Path = typer.Option(..., "--train", help="JSONL {text,label} or fastText __label__ lines"),
+    output: Path = typer.Option(..., "--output", "-o", help="model path (.ftz quantized, .bin otherwise)"),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="validation file (default: 10% hash split of --train)"),
+    features: str = typer.Option("char", help="char | char+word (jieba words added; slower)"),
+    max_chars: int = typer.Option(256, help="characters of each sample the classifier reads"),
+    dim: int = typer.Option(32), epoch: int = typer.Option(25), lr: float = typer.Option(0.5),
+    word_ngrams: int = typer.Option(3, help="fastText wordNgrams over characters (char n-grams)"),
+    bucket: int = typer.Option(400_000), cutoff: int = typer.Option(100_000, help="quantization: keep this many rows"),
+    threads: int = typer.Option(1),
+) -> None:
+    from .domain.train import train as do_train
+
+    if features not in ("char", "char+word"):
+        raise typer.BadParameter("--features must be char or char+word")
+    side = do_train(train, output, valid, features=features, max_chars=max_chars, dim=dim, epoch=epoch, lr=lr,
+                    word_ngrams=word_ngrams, bucket=bucket, cutoff=cutoff, quantize=output.suffix == ".ftz",
+                    threads=threads)
+    _echo_json({"model": str(output), "bytes": side["model_bytes"], "labels": side["labels"],
+                "threshold": side["threshold"], "valid": side["valid"]["metrics"]["binary_in"]})
+
+
+@app.command("eval-domain", help="Evaluate a domain model on labelled data; prints JSON (accuracy, macro-F1, "
+                                  "per-class P/R/F1, confusion matrix, binary in-domain P/R/F1).")
+def eval_domain(
+    model: Path = typer.Option(None, "--model", help="default: the shipped filters/models/domain_zh.ftz"),
+    data: Path = typer.Option(..., "--data", help="JSONL {text,label} or fastText __label__ lines"),
+    threshold: Optional[float] = typer.Option(None, help="override the calibrated threshold"),
+) -> None:
+    from .domain.model import DomainModel
+    from .domain.train import evaluate, read_labelled
+
+    _echo_json(evaluate(DomainModel(model, threshold), read_labelled(data)))
+
+
+@app.command(help="Classify texts (a JSONL/JSON/parquet instruction file, or text lines) and print JSON lines "
+                  "{id, domain, p_in, in}.")
+def predict(
+    input: Path = typer.Argument(..., help="instruction file (any supported format) or a .txt with one text per line"),
+    model: Path = typer.Option(None, "--model", help="default: the shipped model"),
+    threshold: Optional[float] = typer.Option(None),
+    format: str = typer.Option("auto", "--format", help="auto|infinity|sharegpt|openai|longwriter|alpaca"),
+) -> None:
+    from corpora_manifests.errors import UserError
+
+    from .domain.model import DomainModel
+    from .readers import Malformed, read_samples
+    from .text import dialogue_text
+
+    if not input.exists():
+        raise UserError(f"input not found: {input}")
+    m = DomainModel(model, threshold)
+    if input.suffix == ".txt":
+        items = [(str(i), line.rstrip("\n")) for i, line in enumerate(input.open(encoding="utf-8")) if line.strip()]
+    else:
+        items = []
+        for s in read_samples(input, format):
+            if isinstance(s, Malformed):
+                typer.echo(json.dumps({"id": s.id, "error": s.reason, "detail": s.detail}, ensure_ascii=False))
+            else:
+                items.append((s.id, dialogue_text(s.messages)))
+    for start in range(0, len(items), 1024):
+        chunk = items[start:start + 1024]
+        for (rid, _), p in zip(chunk, m.predict([t for _, t in chunk])):
+            typer.echo(json.dumps({"id": rid, "domain": p.domain, "top": p.label, "p_in": round(p.p_in, 4),
+                                   "in": p.is_in}, ensure_ascii=False))
+
+
+@app.command("build-trainset", help="Assemble labelled domain data (train/valid/held-out JSONL) from ../shared/data.")
+def build_trainset(
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data directory"),
+    output: Path = typer.Option(..., "--output", "-o"),
+    research: bool = typer.Option(False, "--research", help="also use sets without a licence (THUCNews, FewCLUE): "
+                                                            "for a local model that must not be redistributed"),
+    binary: bool = typer.Option(False, "--binary", help="in/out labels instead of domains"),
+) -> None:
+    from .domain.trainset import build_trainset as build
+
+    _echo_json(build(data, output, research=research, binary_labels=binary))
+
+
+@app.command("train-default", help="Rebuild the shipped model from ../shared/data in one command (or the research "
+                                    "model with --research): build-trainset + train-domain + held-out evaluation.")
+def train_default(
+    data: Path = typer.Option(Path("../shared/data"), "--data"),
+    output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.ftz "
+                                                             "(research: models/domain_zh_research.ftz)"),
+    research: bool = typer.Option(False, "--research"),
+    workdir: Path = typer.Option(Path("build/domain_trainset"), "--workdir"),
+) -> None:
+    from .domain.recipe import train_default_model
+
+    _echo_json(train_default_model(data, output, research=research, workdir=workdir))
+
+
+@app.command(help="Run SFT stage 1 (read → language → domain → near-dedup → decontamination → shards + manifest "
+                  "+ report) from a YAML config; KEY=VALUE arguments override config keys.")
+def run(
+    config: Path = typer.Argument(..., help="YAML config (see configs/filters_stage1.yaml)"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted overrides, e.g. lang.mixed_policy=drop"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="override `output`"),
+) -> None:
+    from corpora_manifests.config import load_config
+    from corpora_manifests.models import load_manifest
+
+    from .config import FiltersConfig
+    from .pipeline import run_filters
+
+    ov = list(overrides or []) + ([f"output={output}"] if output else [])
+    cfg, text = load_config(config, FiltersConfig, ov)
+    out = run_filters(cfg, config_text=text)
+    m = load_manifest(out)
+    st = m.stats
+    typer.echo(f"{out}: kept {st.get('records_kept', 0):,} of {st.get('records_read', 0):,} samples "
+               f"({m.totals.tokens:,} tokens) in {m.totals.shards} shard(s); "
+               f"drops: {json.dumps(st.get('drop_reasons', {}), ensure_ascii=False)}; report: {out / 'report.md'}")

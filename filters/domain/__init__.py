@@ -1,0 +1,1 @@
+"""Domain classifier: fastText supervised on Chinese character (and optionally jieba word) features."""

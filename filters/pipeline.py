@@ -1,0 +1,187 @@
+"""`run_filters(config) -> Path`: the SFT stage-1 pipeline on datatrove's executors.
+
+read → language (zh) → domain (categories + classifier) → near-dedup → decontamination → shards.
+A directory holding ``manifest.json`` is a finished run: running again is a no-op. An unfinished
+run resumes: datatrove's completion markers (``<out>/.datatrove``) skip finished tasks, and an
+unfinished task restarts from scratch (its shards and rejects files are replaced).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from corpora_manifests.errors import UserError
+
+from .config import FiltersConfig
+
+
+def build_pipeline(cfg: FiltersConfig, out: Path) -> list:
+    from .steps import (ChineseLanguageFilter, DecontaminationFilter, DomainFilter, InstructionDedupFilter,
+                        InstructionReader, RejectsSink, SFTShardWriter)
+
+    steps: list = [InstructionReader([i.model_dump() for i in cfg.inputs], rejects_dir=out)]
+    if cfg.lang.enabled:
+        steps.append(ChineseLanguageFilter(cfg.lang.model, cfg.lang.mixed_policy, cfg.lang.mixed_low,
+                                           cfg.lang.mixed_high, cfg.lang.second_opinion_below,
+                                           exclusion_writer=RejectsSink(out, "lang")))
+    if cfg.domain.enabled:
+        steps.append(DomainFilter(cfg.domain.model, cfg.domain.threshold, cfg.domain.keep_domains,
+                                  cfg.categories.keep, cfg.categories.exclude, cfg.categories.keep_min_score,
+                                  batch_size=cfg.domain.batch_size, exclusion_writer=RejectsSink(out, "domain")))
+    if cfg.dedup.enabled:
+        steps.append(InstructionDedupFilter(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.ngram,
+                                            exclusion_writer=RejectsSink(out, "dedup")))
+    if cfg.decontam.enabled and cfg.decontam.eval_sets:
+        steps.append(DecontaminationFilter([e.model_dump() for e in cfg.decontam.eval_sets], cfg.decontam.ngram,
+                                           cfg.decontam.stride, exclusion_writer=RejectsSink(out, "decontam")))
+    steps.append(SFTShardWriter(out, cfg.tokenizer, target_bytes=cfg.shard_target_mb << 20))
+    return steps
+
+
+def _executor(cfg: FiltersConfig, pipeline: list, out: Path):
+    logs = str(out / ".datatrove")
+    ex = cfg.executor
+    if ex.kind == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logs)
+    if ex.kind == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        return SlurmPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, logging_dir=logs,
+                                     **{"time": "24:00:00", "partition": "cpu", **ex.slurm})
+    from datatrove.executor import RayPipelineExecutor
+
+    return RayPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logs, **ex.ray)
+
+
+def _preflight(cfg: FiltersConfig) -> None:
+    """User errors fail before any work: missing inputs, models, evaluation sets."""
+    from .readers import sample_files
+
+    for spec in cfg.inputs:
+        files = sample_files([spec.path])
+        if not files or not any(f.exists() for f in files):
+            raise UserError(f"input {spec.path!r} matches no instruction file")
+    if cfg.domain.enabled:
+        from .domain.model import DomainModel
+
+        DomainModel(cfg.domain.model)  # raises UserError when missing
+    if cfg.lang.enabled:
+        from .langid import lid176_path
+
+        if cfg.lang.model and not Path(cfg.lang.model).exists():
+            raise UserError(f"language-ID model not found: {cfg.lang.model}")
+        if not cfg.lang.model:
+            lid176_path()
+    for es in cfg.decontam.eval_sets if cfg.decontam.enabled else []:
+        if not Path(es.path).exists():
+            raise UserError(f"evaluation set {es.name!r} not found: {es.path}")
+
+
+def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[str, Any]:
+    from corpora_manifests.rejects import read_rejects
+
+    parts = sorted((out / ".parts").glob("rank-*.json"))
+    shards, kept = [], {"lang": Counter(), "domain": Counter(), "source": Counter(), "decided_by": Counter()}
+    for p in parts:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        shards += d["shards"]
+        for k, v in d["kept"].items():
+            kept.setdefault(k, Counter()).update(v)
+    rejects = read_rejects(out / "rejects") if (out / "rejects").exists() else []
+    reasons = Counter(r["reason"] for r in rejects)
+    by_stage = Counter(r.get("stage") for r in rejects)
+    examples: dict[str, list[dict]] = {}
+    for r in rejects:
+        ex = examples.setdefault(r["reason"], [])
+        if len(ex) < examples_per_reason:
+            ex.append({k: r.get(k) for k in ("id", "source", "detail", "excerpt", "lang.label", "lang.zh_share",
+                                             "domain.label", "domain.p_in", "domain.category_matched",
+                                             "dedup.duplicate_of", "decontam.eval_set", "decontam.eval_id",
+                                             "decontam.ngram") if r.get(k) is not None})
+    # Distributions over every sample that reached the step (kept + dropped there or later).
+    lang_all = Counter(kept["lang"])
+    domain_all = Counter(kept["domain"])
+    per_source: dict[str, Counter] = {}
+    for src, n in kept["source"].items():
+        per_source.setdefault(src, Counter())["kept"] += n
+    for r in rejects:
+        if "lang.label" in r:
+            lang_all[str(r["lang.label"])] += 1
+        if "domain.label" in r:
+            domain_all[str(r["domain.label"])] += 1
+        per_source.setdefault(str(r.get("source") or "unknown"), Counter())["rejected"] += 1
+    n_kept = sum(kept["source"].values())
+    return {
+        "shards": shards,
+        "stats": {
+            "records_read": n_kept + len(rejects),
+            "records_kept": n_kept,
+            "records_dropped": len(rejects),
+            "drop_reasons": dict(reasons.most_common()),
+            "dropped_by_step": dict(by_stage),
+            "language_distribution": dict(lang_all.most_common()),
+            "language_distribution_kept": dict(kept["lang"].most_common()),
+            "domain_distribution": dict(domain_all.most_common()),
+            "domain_distribution_kept": dict(kept["domain"].most_common()),
+            "domain_decided_by_kept": dict(kept["decided_by"]),
+            "per_source": {k: dict(v) for k, v in sorted(per_source.items())},
+        },
+        "examples": examples,
+    }
+
+
+def run_filters(config: FiltersConfig | str | Path, overrides: list[str] | None = None,
+                config_text: str | None = None, command: str | None = None) -> Path:
+    """Run SFT stage 1; return the output directory (holding manifest.json, data/, rejects/, report)."""
+    from corpora_manifests.config import load_config
+    from corpora_manifests.models import MANIFEST_FILENAME, Manifest, Shard, Source
+    from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
+
+    from .report import write_report
+
+    if not isinstance(config, FiltersConfig):
+        config, config_text = load_config(config, FiltersConfig, overrides)
+    cfg = config
+    out = Path(cfg.output)
+    if (out / MANIFEST_FILENAME).exists():
+        return out  # a finished run: no-op
+    _preflight(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = build_pipeline(cfg, out)
+    _executor(cfg, pipeline, out).run()
+    n_parts = len(list((out / ".parts").glob("rank-*.json")))
+    if n_parts < cfg.executor.tasks:
+        raise RuntimeError(f"only {n_parts} of {cfg.executor.tasks} tasks finished; see {out / '.datatrove'}; "
+                           "run again to resume")
+    summary = _summarise(out, cfg, cfg.report_examples_per_reason)
+    stats = summary["stats"]
+    sources = []
+    for spec in cfg.inputs:
+        name = spec.source or Path(spec.path).stem
+        c = stats["per_source"].get(name, {})
+        sources.append(Source(name=name, uri=spec.path, licence=spec.licence,
+                              counts={"kept": int(c.get("kept", 0)), "rejected": int(c.get("rejected", 0))}))
+    known = {s.name for s in sources}
+    for name, c in stats["per_source"].items():  # sources named by the records themselves
+        if name not in known:
+            sources.append(Source(name=name, counts={k: int(v) for k, v in c.items()}))
+    tok = load_tokenizer(cfg.tokenizer)
+    manifest = Manifest(
+        name=cfg.name, stage="sft_stage1",
+        producer=make_provenance(cfg.model_dump(mode="json"), config_text, command=command),
+        tokenizer=tokenizer_info(tok),
+        sources=sources,
+        shards=[Shard(**s) for s in summary["shards"]],
+        stats={**stats, "n_tokens": "sum of Qwen2.5 token counts of the message contents (no chat-template tokens)",
+               "report": "report.md"},
+    )
+    write_report(out, manifest, summary)
+    manifest.write(out)
+    shutil.rmtree(out / ".parts", ignore_errors=True)
+    return out
