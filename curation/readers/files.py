@@ -35,7 +35,7 @@ FORMATS = {
     ".docx": "docx",
     ".md": "markdown", ".markdown": "markdown",
     ".txt": "text", ".text": "text",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
     ".parquet": "parquet",
 }
 
@@ -144,6 +144,10 @@ def extract_file(data: bytes, path: str, fmt: str, opts: ReaderOptions):
         from curation.readers.records import iter_jsonl
 
         yield from iter_jsonl(data, opts.text_key, opts.id_key)
+    elif fmt == "json":
+        from curation.readers.records import iter_json
+
+        yield from iter_json(data, opts.text_key, opts.id_key)
     elif fmt == "parquet":
         from curation.readers.records import iter_parquet
 
@@ -213,7 +217,7 @@ class DocumentReader(BaseReader):
         n = 0
         t0 = time.monotonic()
         try:
-            if fmt in ("jsonl", "parquet"):
+            if fmt in ("jsonl", "json", "parquet"):
                 items = extract_file(data, path, fmt, self.options)  # streamed: dumps can be large
             else:
                 # materialised under the hard time limit, so the limit never counts downstream work
@@ -236,7 +240,7 @@ class DocumentReader(BaseReader):
             return
         finally:
             self.stat_update("extract_seconds", value=int(time.monotonic() - t0))
-        if n == 0 and fmt not in ("jsonl", "parquet"):
+        if n == 0 and fmt not in ("jsonl", "json", "parquet"):
             reject("empty_after_extraction", "no text")
 
     def _to_document(self, path: str, fmt: str, item: Extracted) -> Document:

@@ -56,6 +56,28 @@ def iter_jsonl(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | 
             yield err
 
 
+def iter_json(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | ExtractError]:
+    """A ``.json`` file: one object, or a list of objects; if it is neither, it is read as JSONL."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        yield from iter_jsonl(data, text_key, id_key)
+        return
+    objs = obj if isinstance(obj, list) else [obj]
+    for i, o in enumerate(objs, 1):
+        where = f"item{i}"
+        if not isinstance(o, dict):
+            err = ExtractError("record_not_object", where)
+            err.where = where
+            yield err
+            continue
+        try:
+            yield _record(o, text_key, id_key, where)
+        except ExtractError as err:
+            err.where = where
+            yield err
+
+
 def iter_parquet(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | ExtractError]:
     import pyarrow.parquet as pq
 

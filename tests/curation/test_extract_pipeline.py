@@ -84,3 +84,13 @@ def test_demo_config_validates(fixtures_dir):
     for name in ("configs/curate_extract.yaml", "configs/demo/curate_extract.yaml"):
         cfg, _ = load_config(repo / name, ExtractConfig)
         assert cfg.quality.thresholds.min_chars == 100
+
+
+def test_cluster_executors_are_datatrove_ones(tmp_path):
+    from curation.pipelines.extract import make_executor
+    from curation.writers import ShardsWriter
+
+    for kind, cls in (("slurm", "SlurmPipelineExecutor"), ("ray", "RayPipelineExecutor")):
+        cfg = ExtractConfig(inputs=["x"], output=str(tmp_path), executor=kind, workers=4, tasks=100)
+        ex = make_executor(cfg, [ShardsWriter(tmp_path)], str(tmp_path / "logs"))
+        assert type(ex).__name__ == cls and ex.world_size == 100
