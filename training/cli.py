@@ -17,34 +17,11 @@ _SET_HELP = "Override a config key, e.g. --set seq_len=4096 --set stages.0.learn
 
 
 def _load(config: Path, kind: str, overrides: list[str]):
-    from corpora_manifests.config import load_config
     from corpora_manifests.errors import UserError
 
-    from .config import TrainConfig
+    from .config import load_train_config
 
-    for o in overrides:
-        if "=" not in o:
-            raise UserError(f"override {o!r} must look like key.sub=value")
-    cfg, text = load_config(config, TrainConfig, [o for o in overrides if not o.startswith("stages.")])
-    stage_sets = [o for o in overrides if o.startswith("stages.")]
-    if stage_sets:  # stages is a list: apply `stages.N.key=value` to the validated data and re-validate
-        import yaml
-        from pydantic import ValidationError
-
-        data = cfg.model_dump()
-        for o in stage_sets:
-            key, value = o.split("=", 1)
-            _, idx, field = key.split(".", 2)
-            try:
-                data["stages"][int(idx)][field] = yaml.safe_load(value)
-            except (ValueError, IndexError):
-                raise UserError(f"override {o!r}: no stage {idx}") from None
-        try:
-            cfg = TrainConfig.model_validate(data)
-        except ValidationError as e:
-            from corpora_manifests.config import describe_validation_error
-
-            raise UserError(describe_validation_error(e, str(config))) from None
+    cfg, text = load_train_config(config, overrides)
     if cfg.kind != kind:
         raise UserError(f"{config} is a {cfg.kind!r} config; run it with `soaes train {cfg.kind}`")
     return cfg, text

@@ -193,17 +193,20 @@ def _link_final(out: Path, model_dir: Path) -> None:
 
 def run_training(config: TrainConfig | str | Path, overrides: list[str] | None = None, *,
                  config_text: str | None = None, command: str | None = None) -> Path:
-    """Train every stage of ``config`` (a TrainConfig or a YAML path); return the output directory."""
-    from corpora_manifests.config import load_config
+    """Train every stage of ``config`` (a TrainConfig or a YAML path + ``key=value`` overrides,
+    ``stages.N.key=value`` included); return the output directory."""
     from corpora_manifests.provenance import make_provenance
     from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer, tokenizer_info
 
     if not isinstance(config, TrainConfig):
-        config, config_text = load_config(config, TrainConfig, overrides)
+        from .config import load_train_config
+
+        config, config_text = load_train_config(config, overrides)
     cfg = config
     out = Path(cfg.output_dir)
     cfg_dump = cfg.model_dump(mode="json")
-    cfg_sha = _sha(cfg_dump)
+    # Where the token cache lives does not change what is trained.
+    cfg_sha = _sha({k: v for k, v in cfg_dump.items() if k not in ("cache_dir", "dataloader_num_workers")})
     run_json = out / "run.json"
     if run_json.exists():
         prev = json.loads(run_json.read_text(encoding="utf-8"))

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _BATCH = 512
 
 
@@ -159,18 +159,55 @@ def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool):
     rejects: list[dict[str, Any]] = []
     pending: list[tuple[Any, list[dict[str, str]]]] = []
 
+    split_count = 0
+
+    def keep(enc) -> None:
+        toks.append(enc.input_ids)
+        masks.append(enc.loss_mask)
+
     def flush():
+        nonlocal split_count
         if not pending:
             return
-        for (rid, _), enc in zip(pending, encoder.encode([m for _, m in pending])):
-            if len(enc.input_ids) > seq_len:
-                # Truncating would cut a reply mid-way and train on a broken answer: reject instead.
-                rejects.append({"id": rid, "reason": "longer_than_seq_len",
-                                "detail": f"{len(enc.input_ids)} > {seq_len} tokens", "tokens": len(enc.input_ids)})
+        for (rid, msgs), enc in zip(pending, encoder.encode([m for _, m in pending])):
+            if len(enc.input_ids) <= seq_len:
+                keep(enc)
                 continue
-            toks.append(enc.input_ids)
-            masks.append(enc.loss_mask)
+            # Too long: split at turn boundaries into conversations that fit (each keeps the system
+            # prompt); never truncate, which would train on a cut-off reply. A single exchange that
+            # alone exceeds seq_len is rejected whole.
+            parts, dropped = split_conversation(msgs, lambda m: len(encoder.encode([m])[0].input_ids) <= seq_len)
+            split_count += len(parts) > 1 or bool(dropped)
+            for part in parts:
+                keep(encoder.encode([part])[0])
+            for tokens in dropped:
+                rejects.append({"id": rid, "reason": "longer_than_seq_len",
+                                "detail": f"an exchange of {tokens} tokens > seq_len {seq_len}", "tokens": tokens})
         pending.clear()
+
+    def split_conversation(msgs, fits):
+        system = msgs[:1] if msgs[0]["role"] == "system" else []
+        groups, cur = [], []
+        for m in msgs[len(system):]:
+            cur.append(m)
+            if m["role"] == "assistant":
+                groups.append(cur)
+                cur = []
+        parts, dropped, part = [], [], []
+        for g in groups:  # trailing user turns without a reply carry no loss and are left out
+            if fits(system + part + g):
+                part = part + g
+                continue
+            if part:
+                parts.append(system + part)
+            if fits(system + g):
+                part = g
+            else:
+                part = []
+                dropped.append(int(len(encoder.encode([system + g])[0].input_ids)))
+        if part:
+            parts.append(system + part)
+        return parts, dropped
 
     with _bar(source.consumed.records, f"tokenize {source.consumed.name}", progress) as bar:
         for row in source.iter_rows(columns=["id", "messages"]):
@@ -189,5 +226,5 @@ def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool):
     tokens = np.concatenate(toks) if toks else np.zeros(0, dtype=np.int32)
     mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.uint8)
     meta = {"documents": len(lengths), "tokens": int(offsets[-1]), "target_tokens": int(mask.sum()),
-            "rejects": rejects}
+            "split_conversations": split_count, "rejects": rejects}
     return {"tokens": tokens, "offsets": offsets, "loss_mask": mask}, meta

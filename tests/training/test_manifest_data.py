@@ -55,10 +55,15 @@ def test_cache_is_reused_and_keyed_by_seq_len(qwen_tokenizer, train_fixtures, tm
     assert b.path == a.path and (b.path / "tokens.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
     c = tokenize_manifest(src, qwen_tokenizer, kind="sft", seq_len=256, cache_dir=tmp_path, progress=False)
     assert c.key != a.key
-    # Bad rows never vanish: the malformed sample and the over-long ones are kept with reasons.
+    # Bad rows never vanish: the malformed sample and the exchanges longer than seq_len are kept
+    # with reasons; longer conversations are split at turn boundaries, never truncated.
     reasons = [r["reason"] for r in c.meta["rejects"]]
     assert "no_assistant_reply" in reasons and "longer_than_seq_len" in reasons
-    assert c.n_docs + len(reasons) == src.consumed.records
+    assert c.meta["split_conversations"] > 0 and c.n_docs > a.n_docs - 1 and int(c.lengths.max()) <= 256
+    ends_with_reply = qwen_tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for k in range(c.n_docs):  # every piece is a whole conversation ending in a trained reply
+        piece_mask = c.loss_mask[c.offsets[k]:c.offsets[k + 1]]
+        assert piece_mask.any() and int(c.tokens[c.offsets[k + 1] - 2]) == ends_with_reply
     assert not list(tmp_path.glob(".*.tmp"))  # no half-written entries left
 
 
