@@ -46,6 +46,7 @@ _RADICALS = re.compile(r"[\u2e80-\u2eff\u2f00-\u2fdf\uf900-\ufaff]")
 _FW_DOT = re.compile(r"(?<=\d)．(?=\d)")
 
 _TAG = re.compile(r"</?(?:[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>")
+_BAD_ENTITY = re.compile(r"&[A-Za-z]{1,8};")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]+)\]\((?:[^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -76,7 +77,7 @@ def strip_markup(text: str) -> str:
         text = _COMMENT.sub("", text)
         text = _TAG.sub("", text)
     if "&" in text:
-        text = _html.unescape(text)
+        text = _BAD_ENTITY.sub(" ", _html.unescape(text))  # "&sp;" and other non-entities left by CMSs
     if "```" in text or "~~~" in text:
         text = _MD_FENCE.sub("", text)
     if "](" in text:

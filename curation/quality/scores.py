@@ -13,8 +13,9 @@ from curation.quality.charsets import common_hanzi
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _NON_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WS = re.compile(r"\s+")
-# symbols that are not ordinary prose punctuation: markup, ascii art, emoji, box drawing …
-_SYMBOL = re.compile(r"[#*|_~^<>{}\[\]\\=@$&+`\u2190-\u21ff\u2500-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufffd]")
+# symbols that are not ordinary prose punctuation: markup, ascii art, emoji, box drawing … ("|" is not
+# one: Markdown tables from HTML/PDF/DOCX extraction are content)
+_SYMBOL = re.compile(r"[#*_~^<>{}\[\]\\=@$&+`\u2190-\u21ff\u2500-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff\ufffd]")
 # UTF-8 (or GBK) bytes decoded as Latin-1/cp1252: Ã¤ â€œ Ö÷ ...
 _LATIN_MOJIBAKE = re.compile(r"[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff][\u0080-\u00ff\u2018-\u203a\u20ac]|â€|Ã.|Â.")
 _HAS_LATIN1 = re.compile(r"[\u00c0-\u00ff]")

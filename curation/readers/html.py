@@ -20,8 +20,8 @@ class HtmlOptions(BaseModel):
     favor: Literal["precision", "balanced", "recall"] = "balanced"
     include_tables: bool = True
     # gov.cn-style pages lay the whole article out in a table; trafilatura then flattens it into one
-    # table row and loses every paragraph break. A table cell longer than this marks a layout table,
-    # and the page is re-extracted without tables.
+    # table row and loses every paragraph break. A table cell longer than this marks a layout table:
+    # such tables are turned into <div>s and the page is extracted again (real data tables stay).
     layout_table_cell_chars: int = 300
     with_metadata: bool = True
 
@@ -34,6 +34,27 @@ def _run(html: str, url: str | None, opts: HtmlOptions, favor: str):
         include_comments=False, include_tables=opts.include_tables, include_images=False,
         include_links=False, deduplicate=False, with_metadata=opts.with_metadata, as_dict=False,
     )
+
+
+def _unwrap_layout_tables(html: str, cell_chars: int):
+    """The page as an lxml tree whose layout tables (a cell > ``cell_chars``) are <div>s."""
+    import lxml.html
+
+    try:
+        tree = lxml.html.fromstring(html)
+    except Exception:
+        return None
+    changed = False
+    for table in list(tree.iter("table")):
+        cells = [c for c in table.iter("td", "th") if c.getparent() is not None]
+        # only this table's own cells decide (a long nested table decides for itself)
+        own = [c for c in cells if next(c.iterancestors("table"), None) is table]
+        if any(len(c.text_content().strip()) > cell_chars for c in own):
+            for el in [table, *[e for e in table.iter("tbody", "thead", "tfoot", "tr", "td", "th")
+                                if next(e.iterancestors("table"), None) is table]]:
+                el.tag = "div"
+            changed = True
+    return tree if changed else None
 
 
 def _has_layout_table(text: str, cell_chars: int) -> bool:
@@ -51,10 +72,13 @@ def extract_html(data: bytes, path: str, opts: HtmlOptions | None = None) -> lis
     if "<" not in html[:5000]:
         raise ExtractError("not_html", "no markup in the first 5000 characters")
     md = {"extractor": "trafilatura", "format": "html", "encoding": how}
+    if "<body" not in html.lower():
+        html = f"<html><body>{html}</body></html>"  # trafilatura finds nothing in bare fragments
     doc = _run(html, None, opts, opts.favor)
     text = (doc.text if doc is not None else "") or ""
     if opts.include_tables and _has_layout_table(text, opts.layout_table_cell_chars):
-        flat = _run(html, None, opts.model_copy(update={"include_tables": False}), opts.favor)
+        tree = _unwrap_layout_tables(html, opts.layout_table_cell_chars)
+        flat = _run(tree, None, opts, opts.favor) if tree is not None else None
         if flat is not None and flat.text and len(flat.text) >= 0.5 * len(text):
             doc, text = flat, flat.text
             md["html.layout_table"] = True

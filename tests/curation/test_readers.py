@@ -44,6 +44,20 @@ def test_govcn_html_title_and_chrome(fixtures_dir):
     assert "扫一扫" not in ex.text  # site chrome is not main text
 
 
+def test_layout_table_page_keeps_paragraphs(fixtures_dir):
+    # gov.cn lays the article out in a table; flattened, it would be one Markdown row
+    ex = extract_html((fixtures_dir / "html" / "govcn" / "govcn_001.html").read_bytes(), "govcn_001.html")[0]
+    lines = ex.text.split("\n")
+    assert ex.metadata.get("html.layout_table") is True
+    assert "一、总体要求" in lines and len(lines) > 20
+    assert not [ln for ln in lines if ln.startswith("|") and len(ln) > 400]
+
+
+def test_html_fragment_without_body():
+    frag = "<div><p>第一条 为了规范国有资产管理，制定本办法。</p><p>第二条 本办法适用于国家出资企业。</p></div>".encode()
+    assert "第二条 本办法适用于国家出资企业。" in extract_html(frag, "f.html")[0].text
+
+
 def test_generated_pdf_without_running_header_and_page_numbers(fixtures_dir):
     ex = extract_pdf((fixtures_dir / "generated" / "law_zh.pdf").read_bytes(), "law_zh.pdf")[0]
     expected = (fixtures_dir / "generated" / "law_zh.expected.txt").read_text(encoding="utf-8")
