@@ -158,3 +158,92 @@ def test_rejects_writer_resumes_by_rewriting(tmp_path):
         reject_document(w, 0, id="a", path="a.pdf", reason="empty_file")
         w.close()
     assert len(read_rejects(tmp_path / "rejects")) == 1
+
+
+def _scan_pdf(tmp_path, ocr_text: str | None) -> bytes:
+    """A page covered by an image, optionally with an invisible OCR text layer (what scanners make)."""
+    from PIL import Image
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    img = tmp_path / "scan.png"
+    Image.new("L", (200, 280), color=235).save(img)
+    pdf = tmp_path / "scan.pdf"
+    c = canvas.Canvas(str(pdf), pagesize=A4)
+    c.drawImage(str(img), 0, 0, width=A4[0], height=A4[1])
+    if ocr_text:
+        pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+        t = c.beginText(60, 760)
+        t.setFont("STSong-Light", 12)
+        t.setTextRenderMode(3)  # invisible
+        for line in ocr_text.split("\n"):
+            t.textLine(line)
+        c.drawText(t)
+    c.showPage()
+    c.save()
+    return pdf.read_bytes()
+
+
+def test_image_only_and_scanned_pages(tmp_path):
+    from curation.readers.pdf import PdfOptions
+
+    with pytest.raises(ExtractError) as e:
+        extract_pdf(_scan_pdf(tmp_path, None), "scan.pdf")
+    assert e.value.reason == "pdf_image_only"
+    ocr = "第一条 为了加强企业国有资产监督管理，制定本条例。\n第二条 本条例适用于国有及国有控股企业。"
+    data = _scan_pdf(tmp_path, ocr)
+    with pytest.raises(ExtractError) as e:
+        extract_pdf(data, "scan.pdf")
+    assert e.value.reason == "pdf_scanned_text_layer"
+    kept = extract_pdf(data, "scan.pdf", PdfOptions(scanned_pages="keep"))[0]
+    assert "第二条 本条例适用于国有及国有控股企业。" in kept.text
+
+
+def test_ruled_table_becomes_markdown_not_loose_cells(tmp_path):
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Table, TableStyle
+    from reportlab.lib.styles import ParagraphStyle
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    style = ParagraphStyle("zh", fontName="STSong-Light", fontSize=11, leading=16)
+    rows = [["职位", "人数", "工作职责"], ["工会主席", "1", "全面负责工会工作"], ["组织委员", "1", "负责工会组织工作"]]
+    table = Table(rows, colWidths=[120, 60, 200])
+    table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), "STSong-Light"), ("GRID", (0, 0), (-1, -1), 0.8, "black")]))
+    pdf = tmp_path / "t.pdf"
+    SimpleDocTemplate(str(pdf), pagesize=A4).build(
+        [Paragraph("第十七条 工会委员由职工代表大会民主选举产生，具体成员及分工见下表。", style), table,
+         Paragraph("第十八条 工会在公司党委的领导下独立自主地开展工作。", style)])
+    from curation.readers.pdf import PdfOptions
+
+    text = extract_pdf(pdf.read_bytes(), "t.pdf")[0].text
+    assert "| 职位 | 人数 | 工作职责 |" in text and "| 组织委员 | 1 | 负责工会组织工作 |" in text
+    assert text.count("负责工会组织工作") == 1  # cells are not also left as loose lines
+    assert text.index("第十七条") < text.index("| 职位") < text.index("第十八条")
+    dropped = extract_pdf(pdf.read_bytes(), "t.pdf", PdfOptions(tables="drop"))[0].text
+    assert "负责工会组织工作" not in dropped and "第十八条" in dropped
+
+
+def test_pdf_page_limit(fixtures_dir):
+    from curation.readers.pdf import PdfOptions
+
+    ex = extract_pdf((fixtures_dir / "generated" / "law_zh.pdf").read_bytes(), "law_zh.pdf", PdfOptions(max_pages=2))[0]
+    assert ex.metadata["pdf.truncated"] == "max_pages" and ex.metadata["pdf.pages_used"] == 2
+    assert "第一条" in ex.text and "第九章" not in ex.text
+
+
+def test_fsspec_urls(tmp_path):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/soaes_test/a.md", "# 标题\n\n第一条 内容。".encode())
+    fs.pipe("/soaes_test/sub/b.txt", "第二条 内容。".encode("gb18030"))
+    files = list_input_files(["memory://soaes_test"])
+    assert [f.split("soaes_test")[-1] for f in files] == ["/a.md", "/sub/b.txt"]
+    assert all(f.startswith("memory://") for f in files)
+    docs = list(DocumentReader(["memory://soaes_test"]).run())
+    assert [d.text for d in docs] == ["# 标题\n\n第一条 内容。", "第二条 内容。"]
+    fs.rm("/soaes_test", recursive=True)
