@@ -94,3 +94,20 @@ def test_cluster_executors_are_datatrove_ones(tmp_path):
         cfg = ExtractConfig(inputs=["x"], output=str(tmp_path), executor=kind, workers=4, tasks=100)
         ex = make_executor(cfg, [ShardsWriter(tmp_path)], str(tmp_path / "logs"))
         assert type(ex).__name__ == cls and ex.world_size == 100
+
+
+def test_interrupted_run_resumes(run):
+    """Rank 1 'crashed' (no completion marker, no sidecar, a half-written shard): only it re-runs."""
+    cfg, out = run
+    before = load_manifest(out)
+    rank0 = (out / "data" / "part-r00000-00000.parquet").stat().st_mtime_ns
+    (out / "manifest.json").unlink()
+    (out / "logs" / "completions" / "00001").unlink()
+    (out / ".parts" / "r00001.json").unlink()
+    (out / "data" / "part-r00001-00003.parquet.tmp").write_bytes(b"half")
+    run_extract(cfg)
+    after = load_manifest(out)
+    assert after.totals.records == before.totals.records and verify_manifest(out) == []
+    assert (out / "data" / "part-r00000-00000.parquet").stat().st_mtime_ns == rank0  # rank 0 was skipped
+    assert not (out / "data" / "part-r00001-00003.parquet.tmp").exists()
+    assert after.stats["rejects"] == before.stats["rejects"]  # rank 1's rejects rewritten, not duplicated
