@@ -88,8 +88,11 @@ def score_text(text: str) -> dict[str, float]:
     s["dup_line_frac"] = _dup_frac(lines)
     paras = [p.strip() for p in _PARA_SPLIT.split(text) if p.strip()]
     s["dup_para_frac"] = _dup_frac(paras) if len(paras) > 1 else 0.0
-    s["mean_line_len"] = sum(len(ln) for ln in lines) / len(lines) if lines else 0.0
-    s["punct_end_frac"] = sum(ln.endswith(_END_PUNCT) for ln in lines) / len(lines) if lines else 0.0
+    # Markdown table rows (from HTML/PDF/DOCX tables) are content but not prose: line-shape
+    # statistics are taken over the other lines when there are any
+    prose = [ln for ln in lines if not ln.startswith("|")] or lines
+    s["mean_line_len"] = sum(len(ln) for ln in prose) / len(prose) if prose else 0.0
+    s["punct_end_frac"] = sum(ln.endswith(_END_PUNCT) for ln in prose) / len(prose) if prose else 0.0
     head = compact[:REPETITION_MAX_CHARS]
     codes = _codes(head)
     for k in NGRAM_SIZES:

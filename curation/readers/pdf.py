@@ -283,6 +283,28 @@ def _join(pages: list[_Page], opts: PdfOptions) -> str:
     return "\n".join(out)
 
 
+_JUNK_TITLES = {"", "untitled", "unknown", "标准名称", "无标题", "microsoft word", "文档1", "document1"}
+_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})(\d{2})")
+
+
+def _info(pdf) -> dict:
+    """Title and date from the document information dictionary (author is left out: personal data)."""
+    try:
+        meta = pdf.get_metadata_dict()
+    except Exception:
+        return {}
+    out = {}
+    title = (meta.get("Title") or "").strip()
+    if title.lower().removesuffix(".pdf") not in _JUNK_TITLES and not title.lower().startswith("microsoft word"):
+        out["title"] = title.removesuffix(".pdf")
+    for key in ("CreationDate", "ModDate"):
+        m = _PDF_DATE.match(meta.get(key) or "")
+        if m and m.group(1) > "1990":
+            out["date"] = f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
+            break
+    return out
+
+
 def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[Extracted]:
     opts = opts or PdfOptions()
     if not data:
@@ -296,6 +318,7 @@ def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[
         raise ExtractError("pdf_unreadable", f"{type(e).__name__}: {e}") from None
     if n_pages == 0:
         raise ExtractError("pdf_unreadable", "no pages")
+    info = _info(pdf)
     plumber_doc = None
     try:
         import logging
@@ -347,6 +370,7 @@ def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[
         "pdf.pages_used": len(usable),
         "pdf.header_footer_lines": removed,
     }
+    md.update(info)
     dropped = {k: v for k, v in status.items() if k != "ok" and not (k == "scanned" and opts.scanned_pages == "keep")}
     if dropped:
         md["pdf.pages_dropped"] = dict(dropped)
