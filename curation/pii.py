@@ -47,6 +47,9 @@ _EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@
                        r"\.[A-Za-z]{2,24}(?![A-Za-z0-9-])")
 _IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\s*[条款节章])")
 _IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])")
+_LONG_NUMBER = re.compile(r"\d[\d ()（）+-]{5,}\d")  # every phone/ID/card has ≥ 7 digits in such a run
+_DOTTED = re.compile(r"\d\.\d{1,3}\.\d")
+_HEX_COLON = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _IP_CONTEXT = re.compile(r"(?i)(ip|地址|服务器|主机|host|访问)")
 
 
@@ -122,15 +125,20 @@ def redact(text: str, types: list[str] | None = None, placeholders: dict[str, st
 
         text = pattern.sub(repl, text)
 
-    sub("email", _EMAIL_RE, lambda m: True)
-    sub("id_card", _ID_RE, lambda m: valid_id_card(m.group()) and not valid_uscc(m.group()))
-    sub("bank_card", _CARD_RE,
-        lambda m: (d := re.sub(r"\D", "", m.group())) and 16 <= len(d) <= 19 and luhn_ok(d)
-        and not (len(d) == 18 and (valid_uscc(d) or valid_id_card(d))))
-    sub("mobile", _MOBILE_RE, lambda m: True)
-    sub("landline", _LANDLINE_RE, lambda m: True)
-    sub("ip", _IPV4_RE, lambda m: _looks_like_ip(text, m))
-    sub("ip", _IPV6_RE, lambda m: True)
+    # cheap guards: most text has no '@', no long digit run and no dotted quad, so most passes are skipped
+    if "@" in text:
+        sub("email", _EMAIL_RE, lambda m: True)
+    if _LONG_NUMBER.search(text):
+        sub("id_card", _ID_RE, lambda m: valid_id_card(m.group()) and not valid_uscc(m.group()))
+        sub("bank_card", _CARD_RE,
+            lambda m: (d := re.sub(r"\D", "", m.group())) and 16 <= len(d) <= 19 and luhn_ok(d)
+            and not (len(d) == 18 and (valid_uscc(d) or valid_id_card(d))))
+        sub("mobile", _MOBILE_RE, lambda m: True)
+        sub("landline", _LANDLINE_RE, lambda m: True)
+    if _DOTTED.search(text):
+        sub("ip", _IPV4_RE, lambda m: _looks_like_ip(text, m))
+    if "::" in text or _HEX_COLON.search(text):
+        sub("ip", _IPV6_RE, lambda m: True)
     return text, counts
 
 
