@@ -162,13 +162,11 @@ class FinalizeExtract:
 
 
 def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
-    from corpora_manifests.models import Source
+    from corpora_manifests.models import Source, atomic_write_text
     from corpora_manifests.provenance import make_provenance
     from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
     from curation.rejects import count_reject_reasons
     from curation.writers import finalize_manifest, read_parts
-
-    from corpora_manifests.models import atomic_write_text
 
     out = Path(cfg.output)
     parts = read_parts(out)

@@ -1,5 +1,4 @@
 """End to end on the committed fixtures: every input file ends in the shards or in rejects."""
-import json
 import subprocess
 import sys
 
