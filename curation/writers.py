@@ -83,10 +83,13 @@ class ShardsWriter(PipelineStep):
 
             tok = load_tokenizer(self.tokenizer)
         records = chars = 0
+        formats: dict[str, int] = {}
         writer = ShardWriter(root, schema=CPT_SCHEMA, prefix=prefix, target_bytes=self.target_bytes)
         try:
             batch: list = []
             for doc in data or ():
+                fmt = str(doc.metadata.get("format", "unknown"))
+                formats[fmt] = formats.get(fmt, 0) + 1
                 batch.append(doc)
                 if len(batch) >= self.batch_size:
                     with self.track_time(unit="batch"):
@@ -104,7 +107,7 @@ class ShardsWriter(PipelineStep):
             raise
         self.stat_update("documents", value=records)
         sidecar = {"rank": rank, "world_size": world_size, "records": records, "chars": chars,
-                   "shards": [s.model_dump() for s in shards]}
+                   "formats": formats, "shards": [s.model_dump() for s in shards]}
         parts = root / PARTS_DIR
         parts.mkdir(parents=True, exist_ok=True)
         atomic_write_text(parts / f"r{rank:05d}.json", json.dumps(sidecar, ensure_ascii=False))

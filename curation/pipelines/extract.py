@@ -174,7 +174,12 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
     n_rejected = sum(sum(r.values()) for r in rejects.values())
     kept = sum(p["records"] for p in parts)
     read_rejects = sum(rejects.get("read", {}).values())
+    formats: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.get("formats", {}).items():
+            formats[k] = formats.get(k, 0) + v
     counts = {"documents_kept": kept, "characters_kept": sum(p["chars"] for p in parts),
+              **{f"kept_{k}": v for k, v in sorted(formats.items())},
               "files_or_records_rejected_at_read": read_rejects,
               "documents_dropped_by_quality": sum(rejects.get("quality", {}).values()),
               "rejected_total": n_rejected, "ranks": len(parts)}

@@ -42,7 +42,11 @@ def test_pdf_samples(shared_data, tmp_path):
 
 def test_govcn_policy_html(shared_data, tmp_path):
     docs, rej = _read(shared_data / "govcn_policy_html", tmp_path)
-    assert len(docs) + len({x["path"] for x in rej}) >= 60
+    pages = [d for d in docs if d.metadata["format"] == "html"]
+    records = [d for d in docs if d.metadata["file_path"].endswith("data.jsonl")]
+    assert len(records) == 60  # the dump's records, read with the default text key
+    assert len(pages) + len({x["path"] for x in rej if x["path"].endswith(".html")}) == 60
+    assert len(pages) >= 55 and sum(1 for d in pages if "国务院" in d.text) >= 55
 
 
 def test_html_readability_pages(shared_data, tmp_path):
