@@ -40,6 +40,9 @@ FORMATS = {
 }
 
 
+_COMPRESSED = {".gz", ".bz2", ".xz", ".zst", ".lz4"}
+
+
 class ReaderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text_key: str = "text"
@@ -187,12 +190,11 @@ class DocumentReader(BaseReader):
 
                 reject_document(rejects, rank, id=self._doc_id(path, suffix), path=path, reason=reason, detail=detail)
 
-        suffix = PurePosixPath(path).suffix.lower()
-        name = PurePosixPath(path).name.lower()
-        if name.endswith(".jsonl.gz") or name.endswith(".jsonl.zst"):
-            fmt = "jsonl"
-        else:
-            fmt = FORMATS.get(suffix)
+        pp = PurePosixPath(path)
+        suffix = pp.suffix.lower()
+        if suffix in _COMPRESSED and len(pp.suffixes) > 1:  # dump.jsonl.gz, page.html.bz2: fsspec decompresses
+            suffix = pp.suffixes[-2].lower()
+        fmt = FORMATS.get(suffix)
         try:
             fs, p = url_to_fs(path)
             size = fs.size(p)

@@ -120,12 +120,17 @@ def test_markdown_text_jsonl_parquet(tmp_path):
     (src / "b.txt").write_bytes("第二条 本办法适用于国家出资企业。".encode("gb18030"))
     (src / "c.jsonl").write_text(json.dumps({"doc_id": "k1", "content": "第三条 内容。", "region": "浙江"},
                                             ensure_ascii=False) + "\n" + json.dumps({"doc_id": "k2"}) + "\n", encoding="utf-8")
+    import gzip
+
+    (src / "e.jsonl.gz").write_bytes(gzip.compress(json.dumps({"doc_id": "z1", "content": "第五条 压缩。"},
+                                                              ensure_ascii=False).encode()))
     pq.write_table(pa.table({"id": ["p1"], "text": ["第四条 其他。"], "metadata": ['{"year": 2020}']}), src / "d.parquet")
     r = DocumentReader([str(src)], {"text_key": "content", "id_key": "doc_id"}, rejects_dir=str(tmp_path / "out"))
     docs = {d.id.rsplit("/", 1)[-1]: d for d in r.run()}
     assert docs["a.md"].metadata["title"] == "国有资产管理办法"
     assert docs["b.txt"].text == "第二条 本办法适用于国家出资企业。"
     assert docs["c.jsonl#k1"].metadata["region"] == "浙江"
+    assert docs["e.jsonl.gz#z1"].text == "第五条 压缩。"
     rej = read_rejects(tmp_path / "out" / "rejects")
     # parquet has no 'content' column with these keys → rejected, k2 has no text → rejected
     assert sorted(x["reason"] for x in rej) == ["parquet_no_text_column", "record_no_text"]
