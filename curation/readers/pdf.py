@@ -8,7 +8,9 @@ Per page:
    predefined Adobe CMaps). If that still leaves ``(cid:N)`` or U+FFFD the page is *bad*.
 3. A page mostly covered by one image is a scan: with no text it is *image-only*; with text the
    text is an OCR layer; it is a *garbage text layer* when it is invisible (render mode 3) and its
-   glyphs are unmapped, or it is garbled. Scanned pages are dropped unless ``scanned_pages: keep``.
+   glyphs are unmapped, or it is garbled: those pages are dropped. Other OCR layers are kept
+   (``scanned_pages: keep``, the default; ``reject`` drops every scanned page) and meet the
+   quality filters like any text; ``pdf.ocr_pages`` counts them.
 4. Ruled tables (pages with ≥ 2 long horizontal and ≥ 2 long vertical rules) are located with pdfplumber; lines inside a table
    are removed and, with ``tables: markdown``, replaced by the table as Markdown.
 
@@ -44,7 +46,7 @@ class PdfOptions(BaseModel):
     remove_headers_footers: bool = True
     margin: float = Field(0.10, ge=0, le=0.3, description="top/bottom band (share of page height) for headers/footers")
     join_lines: bool = True
-    scanned_pages: Literal["reject", "keep"] = "reject"
+    scanned_pages: Literal["reject", "keep"] = "keep"
     image_cover: float = Field(0.7, gt=0, le=1, description="image area share that makes a page a scan")
     max_bad_page_frac: float = Field(0.2, ge=0, le=1)
     drop_toc_lines: bool = Field(True, description="table-of-contents lines with dot leaders and a page number")
@@ -374,6 +376,8 @@ def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[
     dropped = {k: v for k, v in status.items() if k != "ok" and not (k == "scanned" and opts.scanned_pages == "keep")}
     if dropped:
         md["pdf.pages_dropped"] = dict(dropped)
+    if status["scanned"] and opts.scanned_pages == "keep":
+        md["pdf.ocr_pages"] = status["scanned"]
     if truncated:
         md["pdf.truncated"] = truncated
     return [Extracted(text=text, metadata=md)]

@@ -200,10 +200,10 @@ def test_image_only_and_scanned_pages(tmp_path):
     ocr = "第一条 为了加强企业国有资产监督管理，制定本条例。\n第二条 本条例适用于国有及国有控股企业。"
     data = _scan_pdf(tmp_path, ocr)
     with pytest.raises(ExtractError) as e:
-        extract_pdf(data, "scan.pdf")
+        extract_pdf(data, "scan.pdf", PdfOptions(scanned_pages="reject"))
     assert e.value.reason == "pdf_scanned_text_layer"
-    kept = extract_pdf(data, "scan.pdf", PdfOptions(scanned_pages="keep"))[0]
-    assert "第二条 本条例适用于国有及国有控股企业。" in kept.text
+    kept = extract_pdf(data, "scan.pdf")[0]  # a mapped, clean OCR layer is kept by default
+    assert "第二条 本条例适用于国有及国有控股企业。" in kept.text and kept.metadata["pdf.ocr_pages"] == 1
 
 
 def test_ruled_table_becomes_markdown_not_loose_cells(tmp_path):
