@@ -16,8 +16,10 @@ the same token arrays:
 
 Efficiency = real tokens / token slots: "fill" counts every sequence as seq_len slots; "as trained"
 counts what the model processes at micro-batch 1 (ours does not pad sequences; the collator pads a
-micro-batch to its longest member). "lost" = tokens of the input not in any sequence (for ours on
-SFT: the samples longer than seq_len, which are rejected whole and listed in rejects/). Times are
+micro-batch to its longest member). "lost" = tokens of the input not in any sequence (ours splits a
+conversation longer than seq_len at turn boundaries and rejects, into rejects/, only a single exchange
+longer than seq_len; the padding peer truncates at seq_len). "split docs": documents cut across
+sequences (ours CPT: carried remainders; ours SFT: conversations split at turns). Times are
 medians of --repeats runs measured in this one process; the ratio is peer time / ours.
 """
 from __future__ import annotations
@@ -151,10 +153,20 @@ def measure(name: str, stage: str, rows, tok, args, work: Path) -> list[dict]:
         src = open_manifest(mdir, kind)  # includes re-hashing every shard
         tm = tokenize_manifest(src, tok, kind=kind, seq_len=args.seq_len, cache_dir=cache, progress=False)
         tok_times.append(time.perf_counter() - t0)
-    lengths = np.diff(tm.offsets)
     rejected = [r for r in tm.meta["rejects"] if r["reason"] == "longer_than_seq_len"]
     over_tokens = int(sum(r.get("tokens", 0) for r in rejected))
-    all_lengths = np.concatenate([lengths, [r["tokens"] for r in rejected]]).astype(np.int64) if rejected else lengths
+    if kind == "cpt":
+        all_lengths = np.diff(tm.offsets)
+    else:  # the peers see every conversation whole (they truncate at seq_len; ours splits at turns)
+        from training.chat_template import BadSample, ChatEncoder, normalise_messages
+
+        convs = []
+        for _, msgs, _ in rows:
+            try:
+                convs.append(normalise_messages(msgs))
+            except BadSample:
+                pass
+        all_lengths = np.asarray([len(e.input_ids) for e in ChatEncoder(tok).encode(convs)], dtype=np.int64)
 
     results = []
     def timed(fn):
@@ -171,7 +183,8 @@ def measure(name: str, stage: str, rows, tok, args, work: Path) -> list[dict]:
     # at micro-batch 1 (the configs' setting) the trained slots are exactly the real tokens.
     ours = {"sequences": s["sequences"], "slots": s["slots"], "real_tokens": s["real_tokens"],
             "efficiency": s["efficiency"], "trained_efficiency": 1.0, "tokens_lost": s["tokens_lost"] + over_tokens,
-            "cross_doc_sequences": 0, "split_documents": int(s["context_repeats"])}
+            "cross_doc_sequences": 0,
+            "split_documents": int(s["context_repeats"]) if kind == "cpt" else int(tm.meta["split_conversations"])}
     results.append({"data": name, "method": "ours (" + ("stream+carry" if kind == "cpt" else "best-fit decreasing") + ")",
                     **ours, "pack_s": t_ours})
     pad, t_pad = timed(lambda: pad_to_longest(all_lengths, args.seq_len))
@@ -220,6 +233,11 @@ def main() -> None:
                   f"{r['split_documents']:,} | {r['pack_s'] * 1000:.1f} | {r['pack_s'] / base:.2f} |")
         print(f"| {name} | tokenise (ours: verify + ChatML/EOS + cache write) | | | | | | | | | "
               f"{rs[0]['tokenize_tok_per_s']:,.0f} tok/s | |")
+        import math
+
+        best = math.ceil(rs[0]["real_tokens"] / args.seq_len)
+        print(f"|  | (optimum for fixed-length sequences: {best} = ceil({rs[0]['real_tokens']:,} / {args.seq_len}) "
+              f"sequences, fill {rs[0]['real_tokens'] / (best * args.seq_len):.3%}) | | | | | | | | | | |")
         if rs[0]["rejected_too_long"]:
             print(f"|  | (ours rejects {rs[0]['rejected_too_long']} samples > seq_len whole, into rejects/) | | | | | | | | | | |")
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
