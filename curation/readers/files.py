@@ -101,8 +101,9 @@ def _mismatch(fmt: str, sniffed: str | None) -> bool:
     return sniffed in ("pdf", "zip", "parquet", "binary")
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """BaseException, not Exception: libraries (trafilatura …) swallow ``except Exception`` and would
+    silently carry on past the deadline."""
 
 
 @contextmanager

@@ -355,6 +355,8 @@ def extract_pdf(data: bytes, path: str, opts: PdfOptions | None = None) -> list[
     usable = [p for p in pages if p.status == "ok" or (p.status == "scanned" and opts.scanned_pages == "keep")]
     bad = status["unmapped"] + status["unreadable"]
     if not any(ln.text.strip() for p in usable for ln in p.lines):
+        if truncated == "time_limit" and not pages:
+            raise ExtractError("pdf_timeout", f"no page read within {opts.time_limit_s}s")
         order = ["garbage_layer", "scanned", "image_only", "unmapped", "unreadable"]
         worst = max(order, key=lambda s: (status[s], -order.index(s)))
         reason = {"garbage_layer": "pdf_garbage_text_layer", "scanned": "pdf_scanned_text_layer",

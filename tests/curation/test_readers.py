@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -238,6 +239,28 @@ def test_pdf_page_limit(fixtures_dir):
     ex = extract_pdf((fixtures_dir / "generated" / "law_zh.pdf").read_bytes(), "law_zh.pdf", PdfOptions(max_pages=2))[0]
     assert ex.metadata["pdf.truncated"] == "max_pages" and ex.metadata["pdf.pages_used"] == 2
     assert "第一条" in ex.text and "第九章" not in ex.text
+
+
+def test_pdf_time_limit(fixtures_dir):
+    from curation.readers.pdf import PdfOptions
+
+    data = (fixtures_dir / "generated" / "law_zh.pdf").read_bytes()
+    with pytest.raises(ExtractError) as e:
+        extract_pdf(data, "law_zh.pdf", PdfOptions(time_limit_s=1e-9))
+    assert e.value.reason == "pdf_timeout"
+
+
+def test_hard_time_limit_rejects_the_file(tmp_path):
+    # a real, large page: trafilatura needs far more than the 10 ms allowed
+    src = tmp_path / "big.html"
+    para = "<p>第一条 为了加强企业国有资产监督管理，发挥国有经济在国民经济中的主导作用，制定本条例。</p>"
+    src.write_text("<html><body>" + para * 4000 + "</body></html>", encoding="utf-8")
+    r = DocumentReader([str(src)], {"time_limit_s": 0.01}, rejects_dir=str(tmp_path))
+    t0 = time.monotonic()
+    assert list(r.run()) == []
+    assert time.monotonic() - t0 < 5
+    (rej,) = read_rejects(tmp_path / "rejects")
+    assert rej["reason"] == "extract_timeout"
 
 
 def test_fsspec_urls(tmp_path):
