@@ -108,19 +108,27 @@ class _Timeout(BaseException):
 
 @contextmanager
 def _time_limit(seconds: float):
+    """Raise ``_Timeout`` in this thread after ``seconds``, and again every 0.1 s until left.
+
+    The repeats matter: an exception raised while Python runs a ``__del__`` or a library's bare
+    ``except:`` is lost, and one lost alarm must not let a hanging file run forever. Yields a dict
+    whose ``fired`` flag tells the caller the deadline passed even if every raise was swallowed.
+    """
+    state = {"fired": False}
     # SIGALRM works only in a main thread (datatrove's local and slurm tasks run there); elsewhere the
     # PDF extractor's own per-page time check still bounds the work.
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
+        yield state
         return
 
     def _raise(signum, frame):
+        state["fired"] = True
         raise _Timeout()
 
     old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
     try:
-        yield
+        yield state
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -224,8 +232,10 @@ class DocumentReader(BaseReader):
                 items = extract_file(data, path, fmt, self.options)  # streamed: dumps can be large
             else:
                 # materialised under the hard time limit, so the limit never counts downstream work
-                with _time_limit(self.options.time_limit_s):
+                with _time_limit(self.options.time_limit_s) as deadline:
                     items = list(extract_file(data, path, fmt, self.options))
+                if deadline["fired"]:  # every alarm was swallowed by library code: still over the limit
+                    raise _Timeout()
             for item in items:
                 if isinstance(item, ExtractError):
                     reject(item.reason, item.detail, getattr(item, "where", None))
