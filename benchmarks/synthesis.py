@@ -89,12 +89,12 @@ def throughput(latency: float, prompts, concurrency: int, repeats: int, work: Pa
     try:
         base_url = srv.stdout.readline().strip()
         # warm-up (imports, connection pools, first-call costs), discarded
-        asyncio.run(_ours(base_url, prompts[:48], concurrency, work / "warmup.sqlite"))
+        asyncio.run(_ours(base_url, prompts[:48], concurrency, work / f"warmup_c{concurrency}.sqlite"))
         asyncio.run(_peer(base_url, prompts[:48], concurrency))
         ours, peer = [], []
         for r in range(repeats):
             # a fresh cache each time: every request really goes over HTTP
-            ours.append(asyncio.run(_ours(base_url, prompts, concurrency, work / f"bench_cache_{r}.sqlite")))
+            ours.append(asyncio.run(_ours(base_url, prompts, concurrency, work / f"bench_cache_c{concurrency}_{r}.sqlite")))
             peer.append(asyncio.run(_peer(base_url, prompts, concurrency)))
     finally:
         srv.terminate()
