@@ -18,13 +18,14 @@ def _echo_json(obj) -> None:
                                    "or in/out); calibrates the P(in) threshold on --valid and writes MODEL + MODEL.json.")
 def train_domain(
     train: Path = typer.Option(..., "--train", help="JSONL {text,label} or fastText __label__ lines"),
-    output: Path = typer.Option(..., "--output", "-o", help="model path (.ftz quantized, .bin otherwise)"),
+    output: Path = typer.Option(..., "--output", "-o", help="model path (.ftz: quantized, smaller, ~3x slower; .bin otherwise)"),
     valid: Optional[Path] = typer.Option(None, "--valid", help="validation file (default: 10% hash split of --train)"),
     features: str = typer.Option("char", help="char | char+word (jieba words added; slower)"),
-    max_chars: int = typer.Option(256, help="characters of each sample the classifier reads"),
-    dim: int = typer.Option(32), epoch: int = typer.Option(25), lr: float = typer.Option(0.5),
-    word_ngrams: int = typer.Option(3, help="fastText wordNgrams over characters (char n-grams)"),
-    bucket: int = typer.Option(400_000), cutoff: int = typer.Option(100_000, help="quantization: keep this many rows"),
+    max_chars: int = typer.Option(128, help="Chinese characters/Latin letters of each sample the classifier reads"),
+    dim: int = typer.Option(16), epoch: int = typer.Option(25), lr: float = typer.Option(0.5),
+    word_ngrams: int = typer.Option(2, help="fastText wordNgrams over characters (char n-grams)"),
+    bucket: int = typer.Option(60_000), cutoff: int = typer.Option(100_000, help="quantization (.ftz): keep this many rows"),
+    balance: bool = typer.Option(False, help="oversample minority classes to the majority count"),
     threads: int = typer.Option(1),
 ) -> None:
     from .domain.train import train as do_train
@@ -33,7 +34,7 @@ def train_domain(
         raise typer.BadParameter("--features must be char or char+word")
     side = do_train(train, output, valid, features=features, max_chars=max_chars, dim=dim, epoch=epoch, lr=lr,
                     word_ngrams=word_ngrams, bucket=bucket, cutoff=cutoff, quantize=output.suffix == ".ftz",
-                    threads=threads)
+                    balance=balance, threads=threads)
     _echo_json({"model": str(output), "bytes": side["model_bytes"], "labels": side["labels"],
                 "threshold": side["threshold"], "valid": side["valid"]["metrics"]["binary_in"]})
 
@@ -41,7 +42,7 @@ def train_domain(
 @app.command("eval-domain", help="Evaluate a domain model on labelled data; prints JSON (accuracy, macro-F1, "
                                   "per-class P/R/F1, confusion matrix, binary in-domain P/R/F1).")
 def eval_domain(
-    model: Path = typer.Option(None, "--model", help="default: the shipped filters/models/domain_zh.ftz"),
+    model: Path = typer.Option(None, "--model", help="default: the shipped filters/models/domain_zh.bin"),
     data: Path = typer.Option(..., "--data", help="JSONL {text,label} or fastText __label__ lines"),
     threshold: Optional[float] = typer.Option(None, help="override the calibrated threshold"),
 ) -> None:
@@ -80,7 +81,7 @@ def predict(
     for start in range(0, len(items), 1024):
         chunk = items[start:start + 1024]
         for (rid, _), p in zip(chunk, m.predict([t for _, t in chunk])):
-            typer.echo(json.dumps({"id": rid, "domain": p.domain, "top": p.label, "p_in": round(p.p_in, 4),
+            typer.echo(json.dumps({"id": rid, "domain": p.domain, "p_in": round(p.p_in, 4),
                                    "in": p.is_in}, ensure_ascii=False))
 
 
@@ -101,8 +102,8 @@ def build_trainset(
                                     "model with --research): build-trainset + train-domain + held-out evaluation.")
 def train_default(
     data: Path = typer.Option(Path("../shared/data"), "--data"),
-    output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.ftz "
-                                                             "(research: models/domain_zh_research.ftz)"),
+    output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.bin "
+                                                             "(research: models/domain_zh_research.bin)"),
     research: bool = typer.Option(False, "--research"),
     workdir: Path = typer.Option(Path("build/domain_trainset"), "--workdir"),
 ) -> None:

@@ -134,9 +134,9 @@ def _write_fasttext(rows: list[tuple[str, str]], features: str, max_chars: int, 
 
 
 def train(train_file: str | Path, output: str | Path, valid_file: str | Path | None = None, *,
-          features: str = "char", max_chars: int = 256, dim: int = 32, epoch: int = 25, lr: float = 0.5,
-          word_ngrams: int = 3, bucket: int = 400_000, min_count: int = 2, quantize: bool = True,
-          cutoff: int = 100_000, balance: bool = True, threads: int = 1, seed: int = 0,
+          features: str = "char", max_chars: int = 128, dim: int = 16, epoch: int = 25, lr: float = 0.5,
+          word_ngrams: int = 2, bucket: int = 60_000, min_count: int = 2, quantize: bool = False,
+          cutoff: int = 100_000, balance: bool = False, threads: int = 1, seed: int = 0,
           description: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a model, calibrate its threshold, write ``output`` (+ sidecar JSON); return the sidecar."""
     import fasttext
@@ -163,27 +163,30 @@ def train(train_file: str | Path, output: str | Path, valid_file: str | Path | N
     with tempfile.TemporaryDirectory() as td:
         tr = Path(td) / "train.txt"
         _write_fasttext(rows, features, max_chars, tr)
-        for attempt in range(4):
-            # fastText diverges ("Encountered NaN") on some small or skewed sets at a high learning
-            # rate; halving it is the standard remedy.
+        m = None
+        for attempt in range(8):
+            # fastText 0.9.3 sometimes aborts with "Encountered NaN" (divergence at a high learning
+            # rate, and on some machines spuriously); another seed and a lower rate usually pass.
             try:
                 m = fasttext.train_supervised(input=str(tr), dim=dim, epoch=epoch, lr=lr, wordNgrams=word_ngrams,
                                               bucket=bucket, minCount=min_count, loss="softmax", thread=threads,
-                                              seed=seed, verbose=0)
+                                              seed=seed + attempt, verbose=0)
                 if quantize:
-                    m.quantize(input=str(tr), qnorm=True, retrain=True, cutoff=cutoff, thread=threads, lr=lr)
+                    m.quantize(input=str(tr), qnorm=True, retrain=False, cutoff=cutoff, thread=threads)
+                seed += attempt
                 break
             except RuntimeError as e:
-                if "NaN" not in str(e) or attempt == 3:
+                if "NaN" not in str(e) or attempt == 7:
                     raise
-                lr /= 2
+                if attempt % 2:
+                    lr *= 0.7
         tmp = output.with_name(output.name + ".tmp")
         m.save_model(str(tmp))
         os.replace(tmp, output)
     side: dict[str, Any] = {
         "labels": labels, "in_labels": [l for l in labels if binary(l) == "in"], "features": features,
         "max_chars": max_chars, "threshold": 0.5,
-        "params": {"dim": dim, "epoch": epoch, "lr": lr,  # the rate actually used "wordNgrams": word_ngrams, "bucket": bucket,
+        "params": {"dim": dim, "epoch": epoch, "lr": lr, "wordNgrams": word_ngrams, "bucket": bucket,
                    "minCount": min_count, "quantized": quantize, "cutoff": cutoff if quantize else None,
                    "balance": balance, "seed": seed},
         "train": {"file": str(train_file), "examples": dict(sorted(counts.items()))},

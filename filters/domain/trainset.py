@@ -57,8 +57,12 @@ from ..text import dialogue_text, normalise_for_match
 CSLDCP_IN = {"法学": "law", "政治学": "politics", "公共管理": "politics", "应用经济学": "finance",
              "理论经济学": "finance", "农林经济管理": "finance", "工商管理": "business"}
 IFLYTEK_POLITICS = {"政务"}
+CORE_LAW_CATEGORIES = {"宪法", "宪法相关法", "民法典", "民法商法", "刑法", "经济法", "行政法", "社会法",
+                       "诉讼与非诉讼程序法", "司法解释", "案例"}
+# Sources whose labels are curated enough to calibrate a threshold on. ShareGPT is a training
+# negative only: it is unlabelled general chat and holds real finance/law conversations.
 VALID_SOURCES = {"disc_law_eval", "disc_law_mcq", "disc_fin_eval", "disc_fin_sft_samples", "medical_sft_1k_ood",
-                 "belle_seed_tasks", "belle_eval_set", "sharegpt_zh_1k", "thucnews_titles", "tnews_fewclue",
+                 "belle_seed_tasks", "belle_eval_set", "thucnews_titles", "tnews_fewclue",
                  "iflytek_fewclue", "csldcp_fewclue"}
 
 
@@ -181,6 +185,11 @@ def _spread(items: list, k: int) -> list:
 def _shipped_examples(data: Path, max_law: int, law_chunks_per_doc: int) -> Iterator[dict]:
     n_law = 0
     for r in _jsonl(data / "lawrefbook_laws" / "laws.jsonl"):
+        # Statutes regulate every subject (mines, schools, epidemics): a regulation on a technical
+        # subject teaches the model that the subject is "law". Keep the legal codes, judicial
+        # interpretations and cases, plus the regulations flagged economic/enterprise (domain_hint).
+        if r.get("category") not in CORE_LAW_CATEGORIES and str(r.get("domain_hint")) != "True":
+            continue
         text = r["text"].split("<!-- INFO END -->", 1)[-1]
         # Cases (指导性案例) and judicial interpretations carry the narrative style of legal questions.
         k = law_chunks_per_doc * (4 if r.get("category") in ("案例", "司法解释") else 1)

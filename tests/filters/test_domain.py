@@ -44,9 +44,9 @@ def test_train_domain_cli_binary_labels(labelled_fixture_data, tmp_path):
     with binary.open("w", encoding="utf-8") as f:
         for text, label in read_labelled(train_file):
             f.write(json.dumps({"text": text, "label": "out" if label == "other" else "in"}, ensure_ascii=False) + "\n")
-    out_model = tmp_path / "m.ftz"
+    out_model = tmp_path / "m.bin"
     r = runner.invoke(app, ["train-domain", "--train", str(binary), "--output", str(out_model), "--epoch", "5",
-                            "--dim", "8", "--bucket", "20000", "--cutoff", "5000"])
+                            "--dim", "4", "--bucket", "20000"])
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
     assert info["labels"] == ["in", "out"] and out_model.exists() and out_model.stat().st_size < 1_000_000
@@ -74,8 +74,9 @@ def test_shipped_model_is_small_and_described():
     from filters.domain.model import SHIPPED_MODEL
 
     side = json.loads(sidecar_path(SHIPPED_MODEL).read_text(encoding="utf-8"))
-    assert SHIPPED_MODEL.stat().st_size <= 5 * 1024 * 1024
-    assert side["model_sha256"] and side["threshold"]
+    assert SHIPPED_MODEL.stat().st_size <= 5_000_000
+    assert side["model_sha256"] == __import__("hashlib").sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
+    assert side["heldout"]["binary_in"]["f1"] >= 0.85 and side["threshold"]
     m = DomainModel()
     preds = m.predict(["《中华人民共和国公司法》第三条规定了公司的法人财产权，请解释其含义。",
                        "给出三个保持健康的小窍门，比如多喝水和早睡。"])
