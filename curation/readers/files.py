@@ -14,6 +14,7 @@ Nothing that was listed vanishes: it becomes ≥ 1 document or ≥ 1 reject line
 from __future__ import annotations
 
 import glob as _glob
+import os
 import signal
 import threading
 import time
@@ -71,7 +72,7 @@ def list_input_files(inputs: list[str], recursive: bool = True) -> list[str]:
             found = [root]
         else:
             found = []
-        out.extend(fs.unstrip_protocol(p) if remote else p for p in found)
+        out.extend(fs.unstrip_protocol(p) if remote else os.path.normpath(p) for p in found)
     return sorted(dict.fromkeys(p for p in out if not PurePosixPath(p).name.startswith(".")))
 
 
