@@ -135,7 +135,15 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
             raise UserError(f"{sdir} holds a finished stage of a different config; use a new output_dir")
         return result
 
-    args = training_arguments(cfg, stage, sdir, world_size)  # initialises the process group (DeepSpeed)
+    args = training_arguments(cfg, stage, sdir, world_size)
+    if args.deepspeed and world_size > 1:
+        # On CPU (use_cpu) the Trainer does not set up the process group before the model is built,
+        # and ZeRO-3's zero.Init then sizes batches for one process: initialise it here.
+        import deepspeed
+
+        from .deepspeed_config import has_cuda
+
+        deepspeed.init_distributed(dist_backend=None if has_cuda() else "gloo")
     with args.main_process_first(desc=f"tokenize {stage.name}", local=False):
         data = build_stage_data(cfg, stage, tokenizer, progress=args.process_index == 0)
     if data.plan.n_sequences == 0:
