@@ -164,6 +164,23 @@ def ground_truth(docs: list[dict]):
     return pairs, sets, len(cands)
 
 
+def cached_ground_truth(docs: list[dict], work: Path):
+    """ground_truth(), cached in the work dir by a hash of the documents (the 10x set takes minutes)."""
+    import hashlib
+    import pickle
+
+    h = hashlib.sha256()
+    for d in docs:
+        h.update(d["id"].encode() + b"\0" + d["text"].encode() + b"\1")
+    cache = work / f"gt-{h.hexdigest()[:16]}.pkl"
+    if cache.exists():
+        gt, n_cand = pickle.loads(cache.read_bytes())
+        return gt, raw_gram_sets([d["text"] for d in docs]), n_cand
+    gt, sets, n_cand = ground_truth(docs)
+    cache.write_bytes(pickle.dumps((gt, n_cand)))
+    return gt, sets, n_cand
+
+
 def components(n: int, edges) -> list[list[int]]:
     parent = list(range(n))
 
@@ -323,7 +340,7 @@ def bench_dataset(label: str, inp: Path, docs: list[dict], work: Path, tasks: in
     print(f"\n== {label}: {len(docs)} documents, {sum(len(d['text']) for d in docs) / 1e6:.1f} M chars", flush=True)
     id_index = {d["id"]: i for i, d in enumerate(docs)}
     t0 = time.perf_counter()
-    gt, sets, n_cand = ground_truth(docs)
+    gt, sets, n_cand = cached_ground_truth(docs, work)
     n_true = sum(1 for j in gt.values() if j >= GT_HIGH)
     print(f"ground truth: {n_cand} LSH candidates, {n_true} pairs with J >= 0.8, "
           f"{len(gt) - n_true} in [0.7, 0.8) ({time.perf_counter() - t0:.0f} s)", flush=True)

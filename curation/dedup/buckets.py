@@ -3,8 +3,10 @@
 Task t handles band ``t // partitions`` (the last "band" is the exact hash) and the
 ``t % partitions``-th slice of the 64-bit hash range. Each rank's band file is sorted by hash, so a
 task memory-maps it and reads only its slice: memory is (documents / partitions) x 12 bytes.
-Candidate pairs from MinHash bands are verified against the full signatures (memory-mapped rows
-of the two documents); exact-hash buckets need no verification.
+Candidate pairs from MinHash bands are verified: the Jaccard estimated from the full signatures
+(memory-mapped rows of the two documents) decides when it is clearly above or below the threshold;
+in between, the exact Jaccard of the two stored n-gram sets decides (verify=exact, the default).
+Exact-hash buckets need no verification.
 """
 from __future__ import annotations
 
@@ -14,6 +16,20 @@ from datatrove.pipeline.base import PipelineStep
 
 from .config import DedupConfig
 from .layout import EDGE_DTYPE, EXACT_BAND, Layout, save_npy
+
+
+def jaccard_sorted(a, b) -> float:
+    """Exact Jaccard of two sorted arrays of distinct values."""
+    import numpy as np
+
+    if len(a) == 0 or len(b) == 0:
+        return 1.0 if len(a) == len(b) else 0.0
+    if len(a) > len(b):
+        a, b = b, a
+    pos = np.searchsorted(b, a)
+    pos[pos == len(b)] = len(b) - 1
+    inter = int(np.count_nonzero(b[pos] == a))
+    return inter / (len(a) + len(b) - inter)
 
 
 def bucket_tasks(config: DedupConfig) -> int:
@@ -96,14 +112,34 @@ class DedupBuckets(PipelineStep):
                 out[m] = sig_cache[r][i_arr[m]]
             return out
 
-        keep = np.empty(len(ra), dtype=bool)
+        est = np.empty(len(ra), dtype=np.float64)
         step = 1 << 16
-        thr = self.config.effective_verify_threshold
         for s in range(0, len(ra), step):
             sa = rows(ra[s:s + step], ia[s:s + step])
             sb = rows(rb[s:s + step], ib[s:s + step])
-            keep[s:s + step] = (sa == sb).mean(axis=1) >= thr
+            est[s:s + step] = (sa == sb).mean(axis=1)
+        cfg = self.config
+        if cfg.verify == "estimate":
+            return est >= cfg.effective_verify_threshold
+        below, above = cfg.exact_band
+        keep = est >= cfg.threshold + above
+        unsure = np.flatnonzero((est > cfg.threshold - below) & ~keep)
+        self.stat_update("exact_checks", value=len(unsure))
+        grams, offs = {}, {}
+        for k in unsure:
+            a = self._grams(int(ra[k]), int(ia[k]), grams, offs)
+            b = self._grams(int(rb[k]), int(ib[k]), grams, offs)
+            keep[k] = jaccard_sorted(a, b) >= cfg.threshold
         return keep
+
+    def _grams(self, rank: int, idx: int, grams: dict, offs: dict):
+        import numpy as np
+
+        if rank not in grams:
+            grams[rank] = np.load(self.layout.grams(rank), mmap_mode="r")
+            offs[rank] = np.load(self.layout.gram_offsets(rank))
+        o = offs[rank]
+        return np.asarray(grams[rank][o[idx]:o[idx + 1]])
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         import numpy as np

@@ -15,7 +15,8 @@ class DedupConfig(_Strict):
 
     Defaults follow datatrove's MinhashConfig (5-grams, 14 bands x 8 rows: the LSH S-curve crosses
     0.5 at Jaccard ~0.72) with a verification step datatrove lacks: a candidate pair joins a cluster
-    only if the Jaccard estimated from all 112 hashes is >= ``verify_threshold``.
+    only if its Jaccard is >= ``threshold`` — estimated from all 112 hashes when the estimate is
+    clearly above or below, computed exactly from the stored n-gram sets otherwise.
     """
 
     enabled: bool = True
@@ -23,9 +24,14 @@ class DedupConfig(_Strict):
     num_bands: int = Field(14, ge=1, le=512)
     rows_per_band: int = Field(8, ge=1, le=64)
     threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity that makes a near-duplicate")
+    verify: Literal["exact", "estimate"] = Field(
+        "exact", description="exact: candidates whose estimate is not clearly above/below the threshold get their "
+                             "exact n-gram Jaccard (needs ~4 B/char of disk); estimate: the 112-hash estimate only")
     verify_threshold: float | None = Field(
         None, ge=0, le=1,
-        description="estimated-Jaccard cut for LSH candidates; default threshold - 0.05 (see docs/curation_dedup.md)")
+        description="verify=estimate: estimated-Jaccard cut; default threshold - 0.05 (see docs/curation_dedup.md)")
+    exact_band: tuple[float, float] = Field(
+        (0.15, 0.1), description="verify=exact: estimates within (threshold - a, threshold + b) are checked exactly")
     seed: int = 1
     keep: Literal["longest", "newest", "first"] = "longest"
     date_key: str = Field("date", description="metadata key read by keep=newest (ISO dates sort as strings)")

@@ -48,6 +48,8 @@ class DedupFilter(PipelineStep):
         schema = pa.schema([(n, getattr(pa, t)()) for n, t in REMOVED_SCHEMA_FIELDS])
         target = lay.removed(rank)
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # left by a killed attempt of this rank
+            stale.unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         writer = pq.ParquetWriter(tmp, schema, compression="zstd")
         pending: list[dict] = []

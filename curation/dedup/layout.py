@@ -5,6 +5,7 @@ renamed, so a task killed half-way leaves nothing that looks finished and datatr
 
     dedup_work/docs/RANK.parquet         per input document: idx, id, exact hash, chars, bytes, date, short
     dedup_work/sigs/RANK.npy             (docs, num_perm) uint32 MinHash signatures (memory-mapped later)
+    dedup_work/grams/RANK[.offsets].npy  each document's sorted distinct 32-bit n-gram hashes (verify=exact)
     dedup_work/bands/BAND/RANK.npy       (band hash, idx) sorted by hash; BAND "exact" holds the exact hash
     dedup_work/edges/TASK.npy            verified duplicate edges (rank_a, idx_a, rank_b, idx_b)
     dedup_work/decisions/RANK.parquet    per clustered document: cluster id/size, kept, reason
@@ -33,6 +34,12 @@ class Layout:
 
     def sigs(self, rank: int) -> Path:
         return self.work / "sigs" / f"{rank:05d}.npy"
+
+    def grams(self, rank: int) -> Path:
+        return self.work / "grams" / f"{rank:05d}.npy"
+
+    def gram_offsets(self, rank: int) -> Path:
+        return self.work / "grams" / f"{rank:05d}.offsets.npy"
 
     def band(self, band: int | str, rank: int) -> Path:
         name = band if isinstance(band, str) else f"{band:03d}"

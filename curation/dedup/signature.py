@@ -34,6 +34,8 @@ class DedupSignature(PipelineStep):
         sig_parts, band_parts = [], []
         pending: list[np.ndarray] = []
         pending_chars = 0
+        keep_grams = cfg.verify == "exact"
+        grams: list[np.ndarray] = []
 
         def flush():
             nonlocal pending, pending_chars
@@ -55,6 +57,8 @@ class DedupSignature(PipelineStep):
                 d = doc.metadata.get(cfg.date_key)
                 dates.append(None if d is None else str(d))
                 hashes = ngram_hashes(norm, cfg.ngram)
+                if keep_grams:
+                    grams.append(np.unique((hashes >> np.uint64(32)).astype(np.uint32)))
                 short.append(len(hashes) == 0)
                 pending.append(hashes)
                 pending_chars += len(norm)
@@ -84,6 +88,11 @@ class DedupSignature(PipelineStep):
         rec.sort(order=["h", "i"])
         save_npy(self.layout.band(EXACT_BAND, rank), rec)
         save_npy(self.layout.sigs(rank), sigs)
+        if keep_grams:
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum([len(g) for g in grams], out=offsets[1:])
+            save_npy(self.layout.grams(rank), np.concatenate(grams) if grams else np.empty(0, np.uint32))
+            save_npy(self.layout.gram_offsets(rank), offsets)
         # The document table is written last: its presence marks the rank's signature files as complete.
         table = pa.table({
             "idx": pa.array(idx, pa.uint32()),
