@@ -241,7 +241,9 @@ def _strip_headers_footers(pages: list[_Page], margin: float) -> int:
         c = []
         for j, ln in enumerate(pg.lines):
             if ln.bottom >= top_band or ln.top <= bottom_band:
-                c.append((j, _header_key(ln.text)))
+                # running headers sit at the same height on every page; a chapter heading that
+                # repeats the header's words lower on its first page is content and stays
+                c.append((j, f"{_header_key(ln.text)}@{round(ln.top / 4)}"))
         cands.append(c)
         counts.update({k for _, k in c})
     removed = 0
