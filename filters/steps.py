@@ -191,16 +191,17 @@ class DomainFilter(BaseFilter):
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         self._load()
-        preds = self._model.predict([d.text for d in batch])
+        m = self._model
+        domains, p_ins, is_ins = m.predict_arrays(m.lines([d.text for d in batch]))
         out = []
-        for doc, p in zip(batch, preds):
-            clf_in = p.is_in and (self.keep_domains is None or p.domain in self.keep_domains or p.domain == "in")
-            dec = self._rule.decide(doc.metadata.get("domain.source_categories") or [], p.p_in, clf_in)
-            doc.metadata.update({"domain.label": p.domain,
-                                 "domain.p_in": round(p.p_in, 4), "domain.decided_by": dec.decided_by})
+        for doc, dom, p_in, is_in in zip(batch, domains, p_ins.tolist(), is_ins.tolist()):
+            clf_in = is_in and (self.keep_domains is None or dom in self.keep_domains or dom == "in")
+            dec = self._rule.decide(doc.metadata.get("domain.source_categories") or [], p_in, clf_in)
+            doc.metadata.update({"domain.label": dom, "domain.p_in": round(p_in, 4),
+                                 "domain.decided_by": dec.decided_by})
             if dec.matched:
                 doc.metadata["domain.category_matched"] = dec.matched
-            if p.is_in and not clf_in and dec.decided_by == "classifier":
+            if is_in and not clf_in and dec.decided_by == "classifier":
                 dec.reason = "domain_not_selected"  # in-domain, but not one of keep_domains
             self.stat_update(f"domain_{doc.metadata['domain.label']}")
             out.append(True if dec.keep else (False, dec.reason))
