@@ -136,7 +136,9 @@ class DedupBuckets(PipelineStep):
         import numpy as np
 
         if rank not in grams:
-            grams[rank] = np.load(self.layout.grams(rank), mmap_mode="r")
+            path = self.layout.grams(rank)
+            grams[rank] = (np.memmap(path, dtype="<u4", mode="r") if path.stat().st_size
+                           else np.empty(0, dtype=np.uint32))
             offs[rank] = np.load(self.layout.gram_offsets(rank))
         o = offs[rank]
         return np.asarray(grams[rank][o[idx]:o[idx + 1]])

@@ -5,7 +5,7 @@ renamed, so a task killed half-way leaves nothing that looks finished and datatr
 
     dedup_work/docs/RANK.parquet         per input document: idx, id, exact hash, chars, bytes, date, short
     dedup_work/sigs/RANK.npy             (docs, num_perm) uint32 MinHash signatures (memory-mapped later)
-    dedup_work/grams/RANK[.offsets].npy  each document's sorted distinct 32-bit n-gram hashes (verify=exact)
+    dedup_work/grams/RANK.u32 (+.offsets.npy) each document's sorted distinct 32-bit n-gram hashes (verify=exact)
     dedup_work/bands/BAND/RANK.npy       (band hash, idx) sorted by hash; BAND "exact" holds the exact hash
     dedup_work/edges/TASK.npy            verified duplicate edges (rank_a, idx_a, rank_b, idx_b)
     dedup_work/decisions/RANK.parquet    per clustered document: cluster id/size, kept, reason
@@ -36,7 +36,7 @@ class Layout:
         return self.work / "sigs" / f"{rank:05d}.npy"
 
     def grams(self, rank: int) -> Path:
-        return self.work / "grams" / f"{rank:05d}.npy"
+        return self.work / "grams" / f"{rank:05d}.u32"  # raw little-endian uint32, streamed while hashing
 
     def gram_offsets(self, rank: int) -> Path:
         return self.work / "grams" / f"{rank:05d}.offsets.npy"
@@ -66,6 +66,10 @@ class Layout:
     def ranks(self) -> list[int]:
         """Ranks of the signature stage, from its per-rank document tables."""
         return sorted(int(p.stem) for p in (self.work / "docs").glob("*.parquet"))
+
+
+def tmp_path(path: Path) -> Path:
+    return _tmp(path)
 
 
 def _tmp(path: Path) -> Path:

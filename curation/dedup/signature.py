@@ -4,7 +4,9 @@ from __future__ import annotations
 from datatrove.pipeline.base import PipelineStep
 
 from .config import DedupConfig
-from .layout import BAND_DTYPE, EXACT_BAND, Layout, save_npy, save_parquet
+import os
+
+from .layout import BAND_DTYPE, EXACT_BAND, Layout, save_npy, save_parquet, tmp_path
 
 
 class DedupSignature(PipelineStep):
@@ -35,7 +37,10 @@ class DedupSignature(PipelineStep):
         pending: list[np.ndarray] = []
         pending_chars = 0
         keep_grams = cfg.verify == "exact"
-        grams: list[np.ndarray] = []
+        gram_counts: list[int] = []
+        # n-gram sets go straight to disk (4 B per character): memory stays independent of shard size
+        grams_tmp = tmp_path(self.layout.grams(rank))
+        grams_file = open(grams_tmp, "wb") if keep_grams else None
 
         def flush():
             nonlocal pending, pending_chars
@@ -58,7 +63,9 @@ class DedupSignature(PipelineStep):
                 dates.append(None if d is None else str(d))
                 hashes = ngram_hashes(norm, cfg.ngram)
                 if keep_grams:
-                    grams.append(np.unique((hashes >> np.uint64(32)).astype(np.uint32)))
+                    g = np.unique((hashes >> np.uint64(32)).astype(np.uint32)).astype("<u4")
+                    grams_file.write(g.tobytes())
+                    gram_counts.append(len(g))
                 short.append(len(hashes) == 0)
                 pending.append(hashes)
                 pending_chars += len(norm)
@@ -69,6 +76,8 @@ class DedupSignature(PipelineStep):
             if pending_chars >= cfg.batch_chars:
                 flush()
         flush()
+        if grams_file is not None:
+            grams_file.close()
 
         n = len(ids)
         sigs = np.concatenate(sig_parts) if sig_parts else np.zeros((0, cfg.num_perm), dtype=np.uint32)
@@ -90,8 +99,8 @@ class DedupSignature(PipelineStep):
         save_npy(self.layout.sigs(rank), sigs)
         if keep_grams:
             offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum([len(g) for g in grams], out=offsets[1:])
-            save_npy(self.layout.grams(rank), np.concatenate(grams) if grams else np.empty(0, np.uint32))
+            np.cumsum(gram_counts, out=offsets[1:])
+            os.replace(grams_tmp, self.layout.grams(rank))
             save_npy(self.layout.gram_offsets(rank), offsets)
         # The document table is written last: its presence marks the rank's signature files as complete.
         table = pa.table({
