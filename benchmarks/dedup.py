@@ -412,6 +412,11 @@ def main() -> None:
               f"ratio {sig['ours'] / sig['datatrove']:.1f}x", flush=True)
     if "base" in only:
         bench_dataset("laws", base, docs, a.work, tasks=1, workers=1, peer=True, report=report)
+        # the same run as `soaes curate dedup` does it by default: with Qwen2.5 token counts for every
+        # kept and removed document (not part of the peer comparison: datatrove counts no tokens)
+        full = run_child("ours", base, a.work / "laws-ours-tokens", 1, 1, count_tokens=True)
+        report["laws"]["ours_with_token_counts"] = full
+        print(f"ours with token counts: {full['wall_s']:.1f} s wall, {full['cpu_s']:.1f} CPU-s", flush=True)
     if "enlarged" in only:
         big = a.work / f"laws_x{a.factor}"
         if not (big / "part-00.jsonl").exists():
