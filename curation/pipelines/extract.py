@@ -11,6 +11,7 @@ Output layout of ``run_extract``::
     <output>/data/part-rNNNNN-NNNNN.parquet
     <output>/rejects/<stage>/NNNNN.jsonl    stage = read | quality   (one line per dropped item)
     <output>/stats.json, stats.md       counts and the drop-reason table
+    <output>/report.html                length distribution, drop reasons, tokens per source (plots)
     <output>/logs/                      datatrove logs, stats, completion markers (resume)
 """
 from __future__ import annotations
@@ -166,6 +167,7 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
     from corpora_manifests.provenance import make_provenance
     from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
     from curation.rejects import count_reject_reasons
+    from curation.report import write_report
     from curation.writers import finalize_manifest, read_parts
 
     out = Path(cfg.output)
@@ -191,6 +193,8 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
     prov = make_provenance(cfg.model_dump(mode="json"), None, command)
     atomic_write_text(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2))
     atomic_write_text(out / "stats.md", _stats_table(counts, rejects))
+    # the HTML report (curation/report.py, shared with `curate run`) before the manifest, which comes last
+    write_report(out, [s["path"] for p in parts for s in p["shards"]], stats, title=cfg.name)
     finalize_manifest(out, cfg.name, "cpt", prov, tok_info, sources, stats)
     return out
 

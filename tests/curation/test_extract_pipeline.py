@@ -33,6 +33,7 @@ def test_manifest_shards_and_rejects(run):
     assert {"extractor", "file_path", "quality.cjk_ratio"} <= set(md)
     assert m.stats["rejects"]["read"]["wrong_extension"] == 2
     assert (out / "stats.md").exists() and "| read | empty_file | 2 |" in (out / "stats.md").read_text()
+    assert "wrong_extension" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_no_input_file_vanishes(run):
