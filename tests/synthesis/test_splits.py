@@ -62,33 +62,42 @@ def test_synth_run_rules_on_fixtures_gives_leak_free_shards(demo_run):
     assert (out / "report.html").exists() and json.loads((out / "stats.json").read_text())["rejects"]
 
 
-def test_rerun_is_a_noop_and_expert_items_merge(demo_run, tmp_path, in_repo):
+def test_rerun_is_a_noop(demo_run, tmp_path, in_repo):
     import shutil
 
     from synthesis.pipeline import run_synthesis
 
     out = tmp_path / "run"
-    shutil.copytree(demo_run[0], out)
-    before = (out / "sft_stage2" / "manifest.json").read_bytes()
+    shutil.copytree(demo_run[0], out)  # a moved run directory is still the same finished run
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".parquet")}
     run_synthesis("configs/demo/synth_stage2.yaml", [f"output_dir={out}"], progress=False)
-    assert (out / "sft_stage2" / "manifest.json").read_bytes() == before  # finished run: no-op
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_expert_items_merge_and_split_assignments_persist(tmp_path, in_repo):
+    from synthesis.pipeline import run_synthesis
 
     from .conftest import SYNTH_FIXTURES
 
-    ov = [f"output_dir={out}", f"expert=[{{path: {SYNTH_FIXTURES / 'expert_qa.jsonl'}}}, {{path: {SYNTH_FIXTURES / 'expert_qa.csv'}}}]"]
+    out = tmp_path / "run"
+    base = [f"output_dir={out}", "source.limit=12"]
+    run_synthesis("configs/demo/synth_stage2.yaml", base, progress=False)
+    first = {r["id"]: r["metadata"]["synth.split"]
+             for stage in ("sft_stage2", "eval") for r in iter_rows(out / stage)}
+    ov = base + [f"expert=[{{path: {SYNTH_FIXTURES / 'expert_qa.jsonl'}}}, {{path: {SYNTH_FIXTURES / 'expert_qa.csv'}}}]"]
     run_synthesis("configs/demo/synth_stage2.yaml", ov, progress=False)
     sft, ev = load_manifest(out / "sft_stage2"), load_manifest(out / "eval")
     rows = list(iter_rows(out / "sft_stage2")) + list(iter_rows(out / "eval"))
     expert = [r for r in rows if r["metadata"]["synth.origin"] == "expert"]
     assert len(expert) == 6 and sft.stats["synthesis"]["expert_items"] == 6
     assert {r["metadata"]["synth.task_type"] for r in expert} == {"qa", "report"}
-    # the three expert items about one document stay in one split
+    assert {r["source"] for r in expert} == {"expert"}
+    # the four expert items about one document stay in one split
     splits = {r["metadata"]["synth.split"] for r in expert if r["metadata"]["synth.doc_id"] == "expert:qiye_guoyou_zichan_fa"}
     assert len(splits) == 1
     rej = sft.stats["rejects"]
     assert rej["expert_missing_question_or_answer"] == 1 and rej["expert_bad_task_type"] == 1 and rej["bad_json_line"] == 1
-    # groups placed by the first run kept their split
-    before_rows = {r["id"]: r["metadata"]["synth.split"] for r in rows if r["metadata"]["synth.origin"] == "rules"}
-    assert sum(ev.splits[s].records for s in ev.splits) + sft.totals.records == len(rows)
-    old = {r["id"]: s for s in ("train",) for r in iter_rows(demo_run[0] / "sft_stage2")}
-    assert all(before_rows[i] == "train" for i in old)
+    assert sft.totals.records + ev.totals.records == len(rows) == len(first) + 6
+    # documents placed by the first build keep their split when new items arrive
+    now = {r["id"]: r["metadata"]["synth.split"] for r in rows}
+    assert all(now[i] == s for i, s in first.items())
