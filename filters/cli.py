@@ -103,7 +103,7 @@ def build_trainset(
 def train_default(
     data: Path = typer.Option(Path("../shared/data"), "--data"),
     output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.bin "
-                                                             "(research: models/domain_zh_research.bin)"),
+                                                             "(research: build/models/domain_zh_research.bin, git-ignored)"),
     research: bool = typer.Option(False, "--research"),
     workdir: Path = typer.Option(Path("build/domain_trainset"), "--workdir"),
 ) -> None:

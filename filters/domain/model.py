@@ -66,9 +66,9 @@ class DomainModel:
     def predict_arrays(self, lines: list[str]):
         """(domain labels, P(in) array, is-in array) for featurised lines (each ending in a newline).
 
-        Top-2 is enough to know P(negative) exactly unless two domain labels both outrank
-        "other" (then P(in) > 0.5 anyway); those few are re-asked for every label. Asking for
-        every label up front costs ~2x (pybind builds one array per sample per label).
+        fastText is asked for the top ``n_labels - 1`` labels: the negative label is either among
+        them or the one left out, whose probability is 1 - the sum of the others — exact either
+        way, and asking for every label costs more (pybind builds one array per sample per label).
         """
         import numpy as np
 
@@ -78,21 +78,26 @@ class DomainModel:
         labels_all = self.info.get("labels", [])
         binary_model = set(labels_all) <= {"in", "out"}
         neg = "__label__out" if binary_model else "__label__other"
-        tops, probs = self.ft.f.multilinePredict(lines, 2, 0.0, "replace")
-        P = np.stack(probs).astype(np.float64)
-        first = np.fromiter((l[0] == neg for l in tops), dtype=bool, count=n)
-        second = np.fromiter((l[1] == neg for l in tops), dtype=bool, count=n)
-        p_in = np.where(first, 1.0 - P[:, 0], np.where(second, 1.0 - P[:, 1], np.nan))
-        redo = np.flatnonzero(np.isnan(p_in))
-        if len(redo):
-            rl, rp = self.ft.f.multilinePredict([lines[i] for i in redo], len(labels_all), 0.0, "replace")
-            for i, ls, ps in zip(redo, rl, rp):
-                p_in[i] = 1.0 - (float(ps[ls.index(neg)]) if neg in ls else 0.0)
-        np.clip(p_in, 0.0, 1.0, out=p_in)
+        k = max(1, len(labels_all) - 1)
+        tops, probs = self.ft.f.multilinePredict(lines, k, 0.0, "replace")
+        if all(len(p) == k for p in probs):
+            P = np.concatenate(probs).astype(np.float64).reshape(n, k)
+        else:  # pragma: no cover - fastText always returns k labels at threshold 0
+            P = np.array([list(p) + [0.0] * (k - len(p)) for p in probs], dtype=np.float64)
+            tops = [list(t) + [""] * (k - len(t)) for t in tops]
+        # position of the negative label among the returned ones (k = absent)
+        pos = np.fromiter((t.index(neg) if neg in t else k for t in tops), dtype=np.int64, count=n)
+        absent = pos == k
+        p_neg = np.where(absent, 1.0 - P.sum(axis=1), P[np.arange(n), np.minimum(pos, k - 1)])
+        p_in = np.clip(1.0 - p_neg, 0.0, 1.0)
         is_in = p_in >= self.threshold
         neg_name = "out" if binary_model else "other"
-        # the most probable in-domain label: the top one unless the top one is the negative
-        dom = [(l[1] if f else l[0])[9:] if i else neg_name for l, f, i in zip(tops, first, is_in)]
+        if binary_model:
+            dom = ["in" if i else neg_name for i in is_in.tolist()]
+        else:
+            # the most probable in-domain label: the top one unless the top one is the negative
+            dom = [(t[1] if ps == 0 else t[0])[9:] if i else neg_name
+                   for t, ps, i in zip(tops, pos.tolist(), is_in.tolist())]
         return dom, p_in, is_in
 
     def predict_lines(self, lines: list[str]) -> list[Prediction]:

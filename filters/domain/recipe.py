@@ -19,7 +19,7 @@ from .model import SHIPPED_MODEL, sidecar_path
 DEFAULT_PARAMS: dict[str, Any] = dict(features="char", max_chars=128, dim=16, epoch=25, lr=0.5, word_ngrams=2,
                                       bucket=60_000, min_count=2, quantize=False, balance=False, threads=1, seed=0)
 TRAINSET_PARAMS: dict[str, Any] = dict(max_law=3000, law_chunks_per_doc=2)
-RESEARCH_MODEL = Path("models") / "domain_zh_research.bin"
+RESEARCH_MODEL = Path("build") / "models" / "domain_zh_research.bin"  # git-ignored: never committed
 
 
 def train_default_model(data: str | Path, output: str | Path | None = None, research: bool = False,
