@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +53,7 @@ def _wait(p: subprocess.Popen, out: Path, timeout: float = 240) -> int:
         raise AssertionError((out.parent / f"{out.name}.log").read_text()[-3000:])
 
 
+@pytest.mark.slow
 def test_killed_curriculum_resumes_to_the_same_final_step_and_loss(tmp_path, train_fixtures):
     config = _config(tmp_path, train_fixtures)
     ref_out, out = tmp_path / "reference", tmp_path / "interrupted"
