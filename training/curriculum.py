@@ -146,6 +146,15 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
         deepspeed.init_distributed(dist_backend=None if has_cuda() else "gloo")
     with args.main_process_first(desc=f"tokenize {stage.name}", local=False):
         data = build_stage_data(cfg, stage, tokenizer, progress=args.process_index == 0)
+    # A resumed stage must train on the data it started with: the cache keys hash every manifest.
+    data_key = sdir / "data_key.json"
+    keys = {"cache_keys": [t.key for t in data.tokenized]}
+    if data_key.exists() and json.loads(data_key.read_text()) != keys:
+        raise UserError(f"stage {stage.name}: its manifests changed since the stage started ({sdir}); "
+                        "use a new output_dir")
+    if args.process_index == 0 and not data_key.exists():
+        sdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(data_key, json.dumps(keys))
     if data.plan.n_sequences == 0:
         raise UserError(f"stage {stage.name}: no trainable samples in {stage.manifests} (see rejects/)")
     if args.process_index == 0:
