@@ -6,9 +6,10 @@ to the data, tokenizer or length gives a new key; nothing stale is ever reused. 
 directory written under a temporary name and renamed when complete, so a killed run never leaves
 a half-written entry that looks finished.
 
-Entry layout: ``tokens.npy`` (int32, all documents concatenated), ``offsets.npy`` (int64, n+1
-document boundaries), ``loss_mask.npy`` (uint8, SFT only: 1 on assistant tokens) and
-``meta.json`` (counts, rejects with reasons, the key's inputs).
+Entry layout: ``tokens.bin`` (raw int32, all documents concatenated, appended while tokenising and
+memory-mapped when read), ``offsets.npy`` (int64, n+1 document boundaries), ``loss_mask.bin`` (raw
+uint8, SFT only: 1 on assistant tokens) and ``meta.json`` (counts, rejects with reasons, the key's
+inputs).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _BATCH = 512
 
 
@@ -54,16 +55,50 @@ def cache_key(content_key: str, tokenizer_fingerprint: str, seq_len: int, kind: 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _map(path: Path, dtype) -> np.ndarray:
+    if path.stat().st_size == 0:  # an empty file cannot be memory-mapped
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
 def _load(entry: Path, key: str) -> TokenizedManifest:
     meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
-    mask_path = entry / "loss_mask.npy"
+    mask_path = entry / "loss_mask.bin"
     return TokenizedManifest(
         key=key, path=entry,
-        tokens=np.load(entry / "tokens.npy", mmap_mode="r"),
+        tokens=_map(entry / "tokens.bin", np.int32),
         offsets=np.load(entry / "offsets.npy"),
-        loss_mask=np.load(mask_path, mmap_mode="r") if mask_path.exists() else None,
+        loss_mask=_map(mask_path, np.uint8) if mask_path.exists() else None,
         meta=meta,
     )
+
+
+class _Sink:
+    """Append documents to raw int32 (+ uint8 mask) files as they are tokenised: memory stays
+    bounded by one batch however large the manifest (17 B tokens would not fit in RAM)."""
+
+    def __init__(self, directory: Path, with_mask: bool):
+        self._tokens = open(directory / "tokens.bin", "wb")
+        self._mask = open(directory / "loss_mask.bin", "wb") if with_mask else None
+        self.lengths: list[int] = []
+        self.target_tokens = 0
+
+    def append(self, ids: np.ndarray, mask: np.ndarray | None = None) -> None:
+        self._tokens.write(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        if self._mask is not None:
+            self._mask.write(np.ascontiguousarray(mask, dtype=np.uint8).tobytes())
+            self.target_tokens += int(mask.sum())
+        self.lengths.append(len(ids))
+
+    def close(self) -> np.ndarray:
+        for f in (self._tokens, self._mask):
+            if f is not None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+        offsets = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=offsets[1:])
+        return offsets
 
 
 def tokenize_manifest(source, tokenizer, *, kind: str, seq_len: int, cache_dir: Path,
@@ -79,12 +114,16 @@ def tokenize_manifest(source, tokenizer, *, kind: str, seq_len: int, cache_dir: 
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key[:16]}.", suffix=".tmp"))
     try:
+        sink = _Sink(tmp, with_mask=kind != "cpt")
         if kind == "cpt":
-            arrays, meta = _tokenize_cpt(source, tokenizer, separator, progress)
+            meta = _tokenize_cpt(source, tokenizer, separator, progress, sink)
         else:
-            arrays, meta = _tokenize_sft(source, tokenizer, seq_len, progress)
-        for name, arr in arrays.items():
-            np.save(tmp / f"{name}.npy", arr)
+            meta = _tokenize_sft(source, tokenizer, seq_len, progress, sink)
+        offsets = sink.close()
+        np.save(tmp / "offsets.npy", offsets)
+        meta.update(documents=len(offsets) - 1, tokens=int(offsets[-1]))
+        if kind != "cpt":
+            meta["target_tokens"] = sink.target_tokens
         meta.update(key=key, manifest=source.consumed.path, manifest_sha256=source.consumed.manifest_sha256,
                     split=source.consumed.split, tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
                     seq_len=seq_len, kind=kind, format=FORMAT_VERSION)
@@ -105,14 +144,12 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="rec", disable=not enabled, leave=False)
 
 
-def _tokenize_cpt(source, tokenizer, separator: str, progress: bool):
+def _tokenize_cpt(source, tokenizer, separator: str, progress: bool, sink: _Sink) -> dict[str, Any]:
     sep_id = tokenizer.convert_tokens_to_ids(separator)
     if sep_id is None or sep_id == getattr(tokenizer, "unk_token_id", -1):
         from corpora_manifests.errors import UserError
 
         raise UserError(f"cpt_separator {separator!r} is not a token of the tokenizer")
-    chunks: list[np.ndarray] = []
-    lengths: list[int] = []
     rejects: list[dict[str, Any]] = []
     batch_ids: list[str] = []
     batch_texts: list[str] = []
@@ -124,8 +161,7 @@ def _tokenize_cpt(source, tokenizer, separator: str, progress: bool):
             ids = np.empty(len(enc.ids) + 1, dtype=np.int32)
             ids[:-1] = enc.ids
             ids[-1] = sep_id  # every document ends with the separator: the model learns where documents end
-            chunks.append(ids)
-            lengths.append(len(ids))
+            sink.append(ids)
         batch_ids.clear()
         batch_texts.clear()
 
@@ -143,27 +179,20 @@ def _tokenize_cpt(source, tokenizer, separator: str, progress: bool):
                 if len(batch_texts) >= _BATCH:
                     flush()
         flush()
-    tokens = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    meta = {"documents": len(lengths), "tokens": int(offsets[-1]), "rejects": rejects}
-    return {"tokens": tokens, "offsets": offsets}, meta
+    return {"rejects": rejects}
 
 
-def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool):
+def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool, sink: _Sink) -> dict[str, Any]:
     from .chat_template import BadSample, ChatEncoder, normalise_messages
 
     encoder = ChatEncoder(tokenizer)
-    toks: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
     rejects: list[dict[str, Any]] = []
     pending: list[tuple[Any, list[dict[str, str]]]] = []
 
     split_count = 0
 
     def keep(enc) -> None:
-        toks.append(enc.input_ids)
-        masks.append(enc.loss_mask)
+        sink.append(enc.input_ids, enc.loss_mask)
 
     def flush():
         nonlocal split_count
@@ -220,11 +249,5 @@ def _tokenize_sft(source, tokenizer, seq_len: int, progress: bool):
             if len(pending) >= _BATCH:
                 flush()
         flush()
-    lengths = [len(t) for t in toks]
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    tokens = np.concatenate(toks) if toks else np.zeros(0, dtype=np.int32)
-    mask = np.concatenate(masks) if masks else np.zeros(0, dtype=np.uint8)
-    meta = {"documents": len(lengths), "tokens": int(offsets[-1]), "target_tokens": int(mask.sum()),
-            "split_conversations": split_count, "rejects": rejects}
-    return {"tokens": tokens, "offsets": offsets, "loss_mask": mask}, meta
+    return {"split_conversations": split_count, "rejects": rejects}
+

@@ -50,9 +50,9 @@ def test_wrong_stage_and_missing_split_are_user_errors(train_fixtures, tmp_path)
 def test_cache_is_reused_and_keyed_by_seq_len(qwen_tokenizer, train_fixtures, tmp_path):
     src = open_manifest(train_fixtures / "sft_stage1", "sft")
     a = tokenize_manifest(src, qwen_tokenizer, kind="sft", seq_len=1024, cache_dir=tmp_path, progress=False)
-    stamp = (a.path / "tokens.npy").stat().st_mtime_ns
+    stamp = (a.path / "tokens.bin").stat().st_mtime_ns
     b = tokenize_manifest(src, qwen_tokenizer, kind="sft", seq_len=1024, cache_dir=tmp_path, progress=False)
-    assert b.path == a.path and (b.path / "tokens.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert b.path == a.path and (b.path / "tokens.bin").stat().st_mtime_ns == stamp  # reused, not rebuilt
     c = tokenize_manifest(src, qwen_tokenizer, kind="sft", seq_len=256, cache_dir=tmp_path, progress=False)
     assert c.key != a.key
     # Bad rows never vanish: the malformed sample and the exchanges longer than seq_len are kept
