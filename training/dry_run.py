@@ -33,6 +33,7 @@ def plan_run(cfg: TrainConfig, world_size: int = 1, progress: bool = True) -> di
             "sequences": data.plan.n_sequences,
             "packing_efficiency": round(data.plan.stats["efficiency"], 4),
             "tokens_lost": data.plan.stats["tokens_lost"],
+            "split_conversations": data.summary()["split_conversations"],
             "rejects": data.reject_counts,
             "gradient_accumulation": gradient_accumulation(stage, world_size),
             "steps": steps_per_stage(data.plan.n_sequences, stage, world_size),
@@ -62,6 +63,7 @@ def print_plan(plan: dict[str, Any], echo) -> None:
                  f"sha256 {m['manifest_sha256'][:16]}")
         echo(f"  samples={s['trainable_samples']} tokens={s['tokens']} target_tokens={s['target_tokens']} "
              f"sequences={s['sequences']} packing_efficiency={s['packing_efficiency']:.2%} "
-             f"tokens_lost={s['tokens_lost']} rejects={json.dumps(s['rejects'])}")
+             f"tokens_lost={s['tokens_lost']} split_conversations={s['split_conversations']} "
+             f"rejects={json.dumps(s['rejects'])}")
         echo(f"  gradient_accumulation={s['gradient_accumulation']} steps={s['steps']}")
         echo("  deepspeed: " + (json.dumps(s["deepspeed"], indent=2).replace("\n", "\n  ") if s["deepspeed"] else "disabled"))

@@ -31,6 +31,7 @@ class StageData:
             "cache_keys": [t.key for t in self.tokenized],
             "packing": self.plan.stats,
             "target_tokens": int(sum(t.meta.get("target_tokens", t.meta["tokens"] - t.n_docs) for t in self.tokenized)),
+            "split_conversations": int(sum(t.meta.get("split_conversations", 0) for t in self.tokenized)),
             "rejects": self.reject_counts,
         }
 
