@@ -139,7 +139,6 @@ def train(train_file: str | Path, output: str | Path, valid_file: str | Path | N
           cutoff: int = 100_000, balance: bool = False, threads: int = 1, seed: int = 0,
           description: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train a model, calibrate its threshold, write ``output`` (+ sidecar JSON); return the sidecar."""
-    import fasttext
 
     rows = read_labelled(train_file)
     if valid_file:
@@ -163,25 +162,23 @@ def train(train_file: str | Path, output: str | Path, valid_file: str | Path | N
     with tempfile.TemporaryDirectory() as td:
         tr = Path(td) / "train.txt"
         _write_fasttext(rows, features, max_chars, tr)
-        m = None
-        for attempt in range(8):
-            # fastText 0.9.3 sometimes aborts with "Encountered NaN" (divergence at a high learning
-            # rate, and on some machines spuriously); another seed and a lower rate usually pass.
+        from .fasttext_worker import train_in_child
+
+        tmp = output.with_name(output.name + ".tmp")
+        for attempt in range(4):
+            # A child process with fresh heap pages (see fasttext_worker); a real divergence at a
+            # high learning rate ("Encountered NaN") is retried with another seed and a lower rate.
+            params = dict(input=str(tr), dim=dim, epoch=epoch, lr=lr, wordNgrams=word_ngrams, bucket=bucket,
+                          minCount=min_count, loss="softmax", thread=threads, seed=seed, verbose=0,
+                          quantize={"cutoff": cutoff} if quantize else None)
             try:
-                m = fasttext.train_supervised(input=str(tr), dim=dim, epoch=epoch, lr=lr, wordNgrams=word_ngrams,
-                                              bucket=bucket, minCount=min_count, loss="softmax", thread=threads,
-                                              seed=seed + attempt, verbose=0)
-                if quantize:
-                    m.quantize(input=str(tr), qnorm=True, retrain=False, cutoff=cutoff, thread=threads)
-                seed += attempt
+                train_in_child(params, tmp)
                 break
             except RuntimeError as e:
-                if "NaN" not in str(e) or attempt == 7:
+                if "NaN" not in str(e) or attempt == 3:
                     raise
-                if attempt % 2:
-                    lr *= 0.7
-        tmp = output.with_name(output.name + ".tmp")
-        m.save_model(str(tmp))
+                seed += 1
+                lr *= 0.7
         os.replace(tmp, output)
     side: dict[str, Any] = {
         "labels": labels, "in_labels": [l for l in labels if binary(l) == "in"], "features": features,
