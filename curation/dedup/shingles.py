@@ -25,12 +25,22 @@ EMPTY_ROW = np.uint32(0xFFFFFFFF)
 
 
 def normalise(text: str) -> str:
-    """NFKC (full-width → half-width, compatibility forms), case-folded, all whitespace removed.
+    """Text for the exact hash: NFKC (full-width → half-width, compatibility forms), case-folded,
+    all whitespace removed.
 
     Whitespace carries no meaning in Chinese text and differs between extractors (PDF line breaks,
     HTML indentation), so two copies of one law that differ only in layout hash the same.
     """
     return _WS.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+def normalise_pair(text: str) -> tuple[str, str]:
+    """(exact-hash text, n-gram text). The n-gram text keeps one space per whitespace run: removing
+    it entirely makes n-grams span article and line boundaries and moved the character-5-gram
+    Jaccard of real law versions by up to 0.16 (benchmarks/dedup.py ground truth is on the text as
+    written); collapsing runs keeps structure and still ignores indentation and line-break style."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _WS.sub("", folded), _WS.sub(" ", folded).strip()
 
 
 def exact_hash(normalised: str) -> int:

@@ -29,7 +29,7 @@ class DedupSignature(PipelineStep):
         import numpy as np
         import pyarrow as pa
 
-        from .shingles import band_hashes, exact_hash, ngram_hashes, normalise, signatures
+        from .shingles import band_hashes, exact_hash, ngram_hashes, normalise_pair, signatures
 
         cfg = self.config
         ids, exact, n_chars, n_bytes, dates, short = [], [], [], [], [], []
@@ -54,23 +54,23 @@ class DedupSignature(PipelineStep):
 
         for doc in data or []:
             with self.track_time():
-                norm = normalise(doc.text)
+                norm, gram_text = normalise_pair(doc.text)
                 ids.append(str(doc.id))
                 exact.append(exact_hash(norm))
                 n_chars.append(len(doc.text))
                 n_bytes.append(len(doc.text.encode("utf-8")))
                 d = doc.metadata.get(cfg.date_key)
                 dates.append(None if d is None else str(d))
-                hashes = ngram_hashes(norm, cfg.ngram)
+                hashes = ngram_hashes(gram_text, cfg.ngram)
                 if keep_grams:
                     g = np.unique((hashes >> np.uint64(32)).astype(np.uint32)).astype("<u4")
                     grams_file.write(g.tobytes())
                     gram_counts.append(len(g))
                 short.append(len(hashes) == 0)
                 pending.append(hashes)
-                pending_chars += len(norm)
+                pending_chars += len(gram_text)
                 self.stat_update("documents")
-                self.stat_update("chars", value=len(norm))
+                self.stat_update("chars", value=len(gram_text))
                 if short[-1]:
                     self.stat_update("short_documents")
             if pending_chars >= cfg.batch_chars:
