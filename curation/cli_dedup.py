@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         cfg, text = load_config(config, CurateRunConfig, _overrides(flags, set_))
         out = Path(cfg.output)
         done = (out / "manifest.json").exists()
-        out = run_curate(cfg, config_text=text, config_path=config)
+        out = run_curate(cfg, config_text=text)
         if done:
             typer.echo(f"{out} is already complete (manifest.json exists): nothing to do")
         _summary(out)

@@ -79,7 +79,7 @@ def executor_config(cfg: ExtractConfig) -> ExecutorConfig:
 
 
 def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None = None,
-               command: str | None = None, config_path: str | Path | None = None) -> Path:
+               command: str | None = None) -> Path:
     """Run (or resume) the CPT pipeline; returns the output directory (manifest.json when finished).
 
     Relative input/output paths in a config file are resolved against the current directory.
