@@ -87,7 +87,7 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
     """
     from corpora_manifests.errors import UserError
     from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
-    from corpora_manifests.provenance import config_sha256, make_provenance
+    from corpora_manifests.provenance import make_provenance, redact_secrets
     from curation.dedup.finalize import FinalizeCorpus
     from curation.dedup.reader import RecordsReader
     from curation.dedup.stages import Stage, check_executor, dedup_stages, run_stages
@@ -103,9 +103,9 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
         raise UserError("no output directory: set 'output' in the config or pass --output")
     out = Path(cfg.output)
     dumped = cfg.model_dump(mode="json")
-    sha = config_sha256(dumped, config_text)
     if (out / MANIFEST_FILENAME).exists():
-        if load_manifest(out).producer.config_sha256 == sha:
+        # compare the effective config (YAML + overrides), not the YAML text's hash
+        if load_manifest(out).producer.config == redact_secrets(dumped):
             return out
         raise UserError(f"{out} already holds a finished run with another config; choose another output")
     if cfg.executor == "local":
