@@ -87,8 +87,13 @@ def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None =
 
     cfg = DedupRunConfig.model_validate(config) if isinstance(config, dict) else config
     out = Path(cfg.output)
-    if (out / "manifest.json").exists():
-        return out  # a finished run: re-running is a no-op
+    if (out / "manifest.json").exists():  # a finished run: re-running it is a no-op
+        from corpora_manifests.models import load_manifest
+        from corpora_manifests.provenance import redact_secrets
+
+        if load_manifest(out).producer.config == redact_secrets(cfg.model_dump(mode="json")):
+            return out
+        raise UserError(f"{out} already holds a finished run with another config; choose another --output")
     check_executor(cfg.executor)
     from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer
 

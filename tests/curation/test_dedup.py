@@ -130,6 +130,8 @@ def test_curate_dedup_cli_on_fixtures(tmp_path, qwen_tokenizer, capsys):
     code, stdout, _ = soaes(cmd, capsys)
     assert code == 0 and "already complete" in stdout
     assert (out / "manifest.json").stat().st_mtime_ns == before
+    code, _, err = soaes([*cmd[:-1], "first"], capsys)  # another keep rule into the same directory
+    assert code == 2 and "another config" in err
 
 
 def test_keep_newest_with_partitioned_buckets_and_shards(tmp_path):
