@@ -54,3 +54,20 @@ def test_decontamination_finds_lawbench_items(fixtures_dir):
     ref = "".join(ch for ch in rec["reference"] if ch.isalnum())
     for start in range(0, max(1, len(ref) - 34), 7):
         assert idx.find("无关前缀" + ref[start:start + 33] + "无关后缀"), start
+
+
+def test_decontamination_against_a_stage2_eval_manifest(tmp_path):
+    """An evaluation set given as a manifest directory (e.g. the stage-2 test split) is indexed."""
+    from corpora_manifests.models import Manifest, Provenance
+    from corpora_manifests.shards import SFT_SCHEMA, ShardWriter
+
+    answer = "国家出资企业应当依法建立和完善法人治理结构，建立健全内部监督管理和风险控制制度。"
+    with ShardWriter(tmp_path, SFT_SCHEMA, split="test") as w:
+        w.write({"id": "q1", "messages": [{"role": "user", "content": "国家出资企业应当建立哪些制度？"},
+                                          {"role": "assistant", "content": answer}],
+                 "source": "synth", "n_tokens": 30, "metadata": {}})
+    Manifest(name="eval", stage="eval", producer=Provenance(version="0", command="test"), shards=w.shards).write(tmp_path)
+    idx = NgramIndex(n=30)
+    assert idx.add_records(iter_eval_records(tmp_path), "stage2_test") == 1
+    hit = idx.find("请回答：" + answer)
+    assert hit and hit.eval_set == "stage2_test" and hit.eval_id == "q1"
