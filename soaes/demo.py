@@ -57,7 +57,7 @@ def run_demo(output: str | Path) -> int:
 
         cfg_path = configs / "curate_run.yaml"
         cfg, text = load_config(cfg_path, CurateRunConfig, [f"output={out / 'cpt'}"])
-        cpt = run_curate(cfg, config_text=text, config_path=cfg_path, command="soaes demo (curate)")
+        cpt = run_curate(cfg, config_text=text, command="soaes demo (curate)")
         timings["cpt"] = time.perf_counter() - t
 
         t = step("2/5 SFT stage 1: read → language ID → domain classifier → dedup → decontaminate")
