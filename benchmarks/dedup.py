@@ -336,7 +336,7 @@ def signature_throughput(docs: list[dict], repeats: int, work: Path) -> dict:
 
 # ----------------------------------------------------------------------------- main
 def bench_dataset(label: str, inp: Path, docs: list[dict], work: Path, tasks: int, workers: int,
-                  peer: bool, report: dict) -> None:
+                  peer: bool, report: dict, repeats: int = 1) -> None:
     print(f"\n== {label}: {len(docs)} documents, {sum(len(d['text']) for d in docs) / 1e6:.1f} M chars", flush=True)
     id_index = {d["id"]: i for i, d in enumerate(docs)}
     t0 = time.perf_counter()
@@ -353,9 +353,22 @@ def bench_dataset(label: str, inp: Path, docs: list[dict], work: Path, tasks: in
         dt = run_child("datatrove", inp, work / f"{label}-datatrove", tasks, workers)
         dt |= score(clusters_datatrove(work / f"{label}-datatrove", id_index), gt, sets)
         entry["datatrove"] = dt
-        entry["e2e_speedup"] = dt["wall_s"] / ours["wall_s"]
         print("datatrove " + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in dt.items()}), flush=True)
-        print(f"end-to-end speed-up: {entry['e2e_speedup']:.1f}x", flush=True)
+        # further end-to-end repeats, alternating tools so that load changes hit both alike
+        walls = {"ours": [ours["wall_s"]], "datatrove": [dt["wall_s"]]}
+        cpus = {"ours": [ours["cpu_s"]], "datatrove": [dt["cpu_s"]]}
+        for rep in range(1, repeats):
+            for kind in ("ours", "datatrove"):
+                r = run_child(kind, inp, work / f"{label}-{kind}-rep{rep}", tasks, workers)
+                walls[kind].append(r["wall_s"])
+                cpus[kind].append(r["cpu_s"])
+                print(f"repeat {rep} {kind}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s", flush=True)
+        entry["e2e_wall_s"] = walls
+        entry["e2e_cpu_s"] = cpus
+        entry["e2e_speedup"] = statistics.median(walls["datatrove"]) / statistics.median(walls["ours"])
+        entry["e2e_cpu_ratio"] = statistics.median(cpus["datatrove"]) / statistics.median(cpus["ours"])
+        print(f"end-to-end speed-up (median of {repeats}): {entry['e2e_speedup']:.1f}x wall, "
+              f"{entry['e2e_cpu_ratio']:.1f}x CPU", flush=True)
     report[label] = entry
 
 
@@ -411,7 +424,7 @@ def main() -> None:
               f"{sig['ours'] / 1e6:.2f} M chars/CPU-s, datatrove {sig['datatrove'] / 1e6:.3f} M chars/CPU-s, "
               f"ratio {sig['ours'] / sig['datatrove']:.1f}x", flush=True)
     if "base" in only:
-        bench_dataset("laws", base, docs, a.work, tasks=1, workers=1, peer=True, report=report)
+        bench_dataset("laws", base, docs, a.work, tasks=1, workers=1, peer=True, report=report, repeats=a.repeats)
         # the same run as `soaes curate dedup` does it by default: with Qwen2.5 token counts for every
         # kept and removed document (not part of the peer comparison: datatrove counts no tokens)
         full = run_child("ours", base, a.work / "laws-ours-tokens", 1, 1, count_tokens=True)
