@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from corpora_manifests.errors import UserError
+from corpora_manifests.jsonl import iter_jsonl
 from corpora_manifests.rejects import RejectsWriter
 
 from .items import QAItem, make_item_id
@@ -41,20 +41,12 @@ def _rows(path: Path, fmt: str, rejects: RejectsWriter | None) -> Iterator[tuple
         for n, rec in enumerate(csv.DictReader(io.StringIO(text, newline="")), 2):
             yield f"{path}:{n}", rec
         return
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                if rejects:
-                    rejects.reject("bad_json_line", path=f"{path}:{n}", stage="expert", detail=str(e)[:200])
-                continue
-            if isinstance(rec, dict):
-                yield f"{path}:{n}", rec
-            elif rejects:
-                rejects.reject("not_an_object", path=f"{path}:{n}", stage="expert")
+    for n, rec, problem in iter_jsonl(path):
+        if problem is None:
+            yield f"{path}:{n}", rec
+        elif rejects:
+            reason = "not_an_object" if problem.startswith("not_an_object") else "bad_json_line"
+            rejects.reject(reason, path=f"{path}:{n}", stage="expert", detail=problem)
 
 
 def read_expert_items(path: str | Path, fmt: str = "auto", rejects: RejectsWriter | None = None) -> list[QAItem]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from corpora_manifests.jsonl import iter_jsonl
 from corpora_manifests.errors import UserError
 from corpora_manifests.models import atomic_write_text
 
@@ -209,19 +210,11 @@ def _flat_row(rec: dict[str, Any], where: str) -> _Row:
 
 
 def _read_jsonl(path: Path, rep: ImportReport) -> Iterator[_Row]:
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                rep.invalid.append(f"{path.name}:{n}: bad JSON ({e.__class__.__name__})")
-                continue
-            if isinstance(rec, dict):
-                yield _flat_row(rec, f"{path.name}:{n}")
-            else:
-                rep.invalid.append(f"{path.name}:{n}: not an object")
+    for n, rec, problem in iter_jsonl(path):
+        if problem is None:
+            yield _flat_row(rec, f"{path.name}:{n}")
+        else:
+            rep.invalid.append(f"{path.name}:{n}: {problem}")
 
 
 def _read_csv(path: Path, rep: ImportReport) -> Iterator[_Row]:

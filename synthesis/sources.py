@@ -5,11 +5,11 @@ or an unreadable manifest is the user's to fix (UserError).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from corpora_manifests.jsonl import iter_jsonl
 from corpora_manifests.errors import UserError
 from corpora_manifests.rejects import RejectsWriter
 
@@ -65,21 +65,12 @@ def iter_documents(cfg: SourceConfig, rejects: RejectsWriter | None = None) -> I
 
 
 def _iter_jsonl(path: Path, rejects: RejectsWriter | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                if rejects:
-                    rejects.reject("bad_json_line", path=f"{path}:{lineno}", stage="source", detail=str(e)[:200])
-                continue
-            if not isinstance(rec, dict):
-                if rejects:
-                    rejects.reject("not_an_object", path=f"{path}:{lineno}", stage="source")
-                continue
+    for lineno, rec, problem in iter_jsonl(path):
+        if problem is None:
             yield lineno, rec
+        elif rejects:
+            reason = "not_an_object" if problem.startswith("not_an_object") else "bad_json_line"
+            rejects.reject(reason, path=f"{path}:{lineno}", stage="source", detail=problem)
 
 
 def _iter_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -42,27 +41,22 @@ def load_pairs(predictions: Path, references: dict[str, str] | None = None) -> L
     With ``references`` (id → text, e.g. from an eval manifest), records are matched by ``id``.
     Unreadable lines and records without a prediction or a reference are rejected with a reason.
     """
+    from corpora_manifests.jsonl import iter_jsonl
+
     out = LoadResult()
-    with open(predictions, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-                if not isinstance(rec, dict):
-                    raise ValueError("not a JSON object")
-            except (UnicodeDecodeError, ValueError) as e:
-                out.rejected.append({"line": n, "reason": "unreadable_record", "detail": str(e)[:200]})
-                continue
-            rid = str(rec.get("id", n))
-            pred = _first(rec, _PRED_KEYS)
-            ref = references.get(rid) if references is not None else _first(rec, _REF_KEYS)
-            if pred is None:
-                out.rejected.append({"line": n, "id": rid, "reason": "no_prediction"})
-            elif ref is None:
-                out.rejected.append({"line": n, "id": rid, "reason": "no_reference"})
-            else:
-                out.pairs.append(Pair(rid, pred, ref))
+    for n, rec, problem in iter_jsonl(predictions):
+        if problem is not None:
+            out.rejected.append({"line": n, "reason": "unreadable_record", "detail": problem})
+            continue
+        rid = str(rec.get("id", n))
+        pred = _first(rec, _PRED_KEYS)
+        ref = references.get(rid) if references is not None else _first(rec, _REF_KEYS)
+        if pred is None:
+            out.rejected.append({"line": n, "id": rid, "reason": "no_prediction"})
+        elif ref is None:
+            out.rejected.append({"line": n, "id": rid, "reason": "no_reference"})
+        else:
+            out.pairs.append(Pair(rid, pred, ref))
     return out
 
 
