@@ -199,6 +199,21 @@ def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command
     return out
 
 
+def check_inputs_and_output(cfg: ExtractConfig) -> None:
+    """Fail fast, before any work, on what the user must fix: no inputs, no output, a missing input."""
+    from corpora_manifests.errors import UserError
+    from curation.readers.files import list_input_files
+
+    if not cfg.inputs:
+        raise UserError("no inputs: give INPUT paths or set 'inputs' in the config")
+    if not cfg.output:
+        raise UserError("no output directory: give --output or set 'output' in the config")
+    if cfg.executor == "local":
+        missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
+        if missing:
+            raise UserError(f"input not found or empty: {missing[0]}")
+
+
 def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
     """Run the extraction pipeline; return the output directory (with manifest.json when finished).
 
@@ -211,13 +226,9 @@ def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str
     from corpora_manifests.errors import UserError
     from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
     from corpora_manifests.provenance import config_sha256
-    from curation.readers.files import list_input_files
     from curation.writers import ShardsWriter
 
-    if not cfg.inputs:
-        raise UserError("no inputs: give INPUT paths or set 'inputs' in the config")
-    if not cfg.output:
-        raise UserError("no output directory: give --output or set 'output' in the config")
+    check_inputs_and_output(cfg)
     out = Path(cfg.output)
     sha = config_sha256(cfg.model_dump(mode="json"))
     if (out / MANIFEST_FILENAME).exists():
@@ -225,10 +236,6 @@ def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str
         if prev.producer.config_sha256 == sha:
             return out
         raise UserError(f"{out} already holds a finished run with another config; choose another --output")
-    if cfg.executor == "local":
-        missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
-        if missing:
-            raise UserError(f"input not found or empty: {missing[0]}")
     out.mkdir(parents=True, exist_ok=True)
     pipeline = build_extract_steps(cfg, out) + [
         ShardsWriter(out, default_source=cfg.source_name(), tokenizer=cfg.tokenizer, target_bytes=cfg.shard_bytes)

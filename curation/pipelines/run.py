@@ -91,16 +91,12 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
     from curation.dedup.finalize import FinalizeCorpus
     from curation.dedup.reader import RecordsReader
     from curation.dedup.stages import Stage, check_executor, dedup_stages, run_stages
-    from curation.pipelines.extract import build_extract_steps
-    from curation.readers.files import list_input_files
+    from curation.pipelines.extract import build_extract_steps, check_inputs_and_output
     from curation.tokens import TokenCounter
     from curation.writers import ShardsWriter
 
     cfg = CurateRunConfig.model_validate(config) if isinstance(config, dict) else config
-    if not cfg.inputs:
-        raise UserError("no inputs: set 'inputs' in the config")
-    if not cfg.output:
-        raise UserError("no output directory: set 'output' in the config or pass --output")
+    check_inputs_and_output(cfg)
     out = Path(cfg.output)
     dumped = cfg.model_dump(mode="json")
     if (out / MANIFEST_FILENAME).exists():
@@ -108,10 +104,6 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
         if load_manifest(out).producer.config == redact_secrets(dumped):
             return out
         raise UserError(f"{out} already holds a finished run with another config; choose another output")
-    if cfg.executor == "local":
-        missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
-        if missing:
-            raise UserError(f"input not found or empty: {missing[0]}")
     ex = executor_config(cfg)
     check_executor(ex)
     if cfg.tokenizer:
