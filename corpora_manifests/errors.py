@@ -7,3 +7,12 @@ instead of showing a traceback. Bad *data* is never a UserError: it is counted a
 
 class UserError(Exception):
     exit_code = 2
+
+
+class RunFailure(Exception):
+    """A run that finished but must not count as success: verification failed, or it kept nothing.
+
+    The ``soaes`` entry point prints the one-line reason and exits 1 (2 is for user errors).
+    """
+
+    exit_code = 1

@@ -45,12 +45,15 @@ def version() -> None:
 
 
 def main() -> None:
-    from corpora_manifests.errors import UserError
+    from corpora_manifests.errors import RunFailure, UserError
 
     try:
         app()
-    except UserError as e:  # a problem the user must fix: one clear line, no traceback
+    except UserError as e:  # a problem the user must fix: one clear line, no traceback, exit 2
         typer.echo(f"error: {e}", err=True)
+        raise SystemExit(e.exit_code)
+    except RunFailure as e:  # the run finished but failed verification or kept nothing: exit 1
+        typer.echo(f"failed: {e}", err=True)
         raise SystemExit(e.exit_code)
 
 

@@ -111,29 +111,7 @@ class TrainConfig(_Strict):
 
 
 def load_train_config(path, overrides: list[str] | None = None) -> tuple[TrainConfig, str]:
-    """``load_config`` plus list-index overrides for stages: ``stages.1.learning_rate=2e-6``."""
-    import yaml
-    from pydantic import ValidationError
+    """``load_config`` with the shared override parser (list indices work: ``stages.1.learning_rate=2e-6``)."""
+    from corpora_manifests.config import load_config
 
-    from corpora_manifests.config import describe_validation_error, load_config
-    from corpora_manifests.errors import UserError
-
-    overrides = list(overrides or [])
-    for o in overrides:
-        if "=" not in o:
-            raise UserError(f"override {o!r} must look like key.sub=value")
-    stage_sets = [o for o in overrides if o.startswith("stages.")]
-    cfg, text = load_config(path, TrainConfig, [o for o in overrides if not o.startswith("stages.")])
-    if not stage_sets:
-        return cfg, text
-    data = cfg.model_dump()
-    for o in stage_sets:
-        key, value = o.split("=", 1)
-        parts = key.split(".", 2)
-        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) >= len(data["stages"]):
-            raise UserError(f"override {o!r}: expected stages.<index>.<key>=value with an existing stage index")
-        data["stages"][int(parts[1])][parts[2]] = yaml.safe_load(value)
-    try:
-        return TrainConfig.model_validate(data), text
-    except ValidationError as e:
-        raise UserError(describe_validation_error(e, str(path))) from None
+    return load_config(path, TrainConfig, overrides)

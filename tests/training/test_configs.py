@@ -57,7 +57,7 @@ def test_user_deepspeed_json_replaces_the_generated_one(tmp_path):
 def test_stage_overrides_and_bad_keys(tmp_path):
     cfg, _ = load_train_config(CONFIGS / "demo/train_sft.yaml", ["stages.1.learning_rate=2e-6", "seq_len=256"])
     assert cfg.stages[1].learning_rate == 2e-6 and cfg.seq_len == 256
-    with pytest.raises(UserError, match="stage index"):
+    with pytest.raises(UserError, match="stages has no index 7"):
         load_train_config(CONFIGS / "demo/train_sft.yaml", ["stages.7.learning_rate=1"])
     with pytest.raises(UserError, match="min_lr_rate"):
         load_train_config(CONFIGS / "demo/train_sft.yaml", ["stages.1.min_lr_rate=null"])
