@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 class RejectsWriter:
@@ -38,11 +38,17 @@ class RejectsWriter:
         self.close()
 
 
-def read_rejects(path: str | Path) -> list[dict[str, Any]]:
+def iter_rejects(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Reject records one at a time (summaries of millions of rejects stay in bounded memory)."""
     p = Path(path)
     files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
-    out = []
     for f in files:
         with f.open(encoding="utf-8") as fh:
-            out.extend(json.loads(line) for line in fh if line.strip())
-    return out
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def read_rejects(path: str | Path) -> list[dict[str, Any]]:
+    """All reject records in memory: for tests and small runs; summaries use ``iter_rejects``."""
+    return list(iter_rejects(path))

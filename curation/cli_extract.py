@@ -33,9 +33,9 @@ def register(app: typer.Typer) -> None:
         if output:
             overrides.append(f"output={json.dumps(output)}")
         if workers is not None:
-            overrides.append(f"workers={workers}")
+            overrides.append(f"executor.workers={workers}")
         if executor is not None:
-            overrides.append(f"executor={json.dumps(executor)}")
+            overrides.append(f"executor.kind={json.dumps(executor)}")
         cfg, text = load_config(config, ExtractConfig, overrides=overrides)
         out = run_extract(cfg, config_text=text, command=" ".join(["soaes", *sys.argv[1:]]))
         stats = out / "stats.md"

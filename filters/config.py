@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from corpora_manifests.executor import ExecutorConfig
+
 from .domain.model import IN_DOMAIN_LABELS
 
 
@@ -76,14 +78,6 @@ class DecontamConfig(_C):
     eval_sets: list[EvalSetSpec] = Field(default_factory=list)
     ngram: int = Field(30, ge=8, description="normalised characters a sample must share with an eval item")
     stride: int = Field(1, ge=1, description="index every k-th eval n-gram (memory); overlaps ≥ ngram+k-1 always found")
-
-
-class ExecutorConfig(_C):
-    kind: Literal["local", "slurm", "ray"] = "local"
-    tasks: int = Field(1, ge=1, description="datatrove tasks; input files are distributed over them")
-    workers: int = Field(1, ge=1, description="tasks run at once (local: processes)")
-    slurm: dict = Field(default_factory=dict, description="extra SlurmPipelineExecutor kwargs (partition, time, …)")
-    ray: dict = Field(default_factory=dict, description="extra RayPipelineExecutor kwargs")
 
 
 class FiltersConfig(_C):

@@ -41,23 +41,6 @@ def build_pipeline(cfg: FiltersConfig, out: Path) -> list:
     return steps
 
 
-def _executor(cfg: FiltersConfig, pipeline: list, out: Path):
-    logs = str(out / ".datatrove")
-    ex = cfg.executor
-    if ex.kind == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        return LocalPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logs)
-    if ex.kind == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
-
-        return SlurmPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, logging_dir=logs,
-                                     **{"time": "24:00:00", "partition": "cpu", **ex.slurm})
-    from datatrove.executor import RayPipelineExecutor
-
-    return RayPipelineExecutor(pipeline=pipeline, tasks=ex.tasks, workers=ex.workers, logging_dir=logs, **ex.ray)
-
-
 def _preflight(cfg: FiltersConfig) -> None:
     """User errors fail before any work: missing inputs, models, evaluation sets."""
     from .readers import sample_files
@@ -82,8 +65,15 @@ def _preflight(cfg: FiltersConfig) -> None:
             raise UserError(f"evaluation set {es.name!r} not found: {es.path}")
 
 
+_EXAMPLE_KEYS = ("id", "source", "detail", "excerpt", "lang.label", "lang.zh_share", "domain.label", "domain.p_in",
+                 "domain.category_matched", "dedup.duplicate_of", "decontam.eval_set", "decontam.eval_id",
+                 "decontam.ngram")
+
+
 def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[str, Any]:
-    from corpora_manifests.rejects import read_rejects
+    """Counts and distributions in one streaming pass over the rejects; only ``examples_per_reason``
+    examples per reason are kept, so memory does not grow with the number of rejects."""
+    from corpora_manifests.rejects import iter_rejects
 
     parts = sorted((out / ".parts").glob("rank-*.json"))
     shards, kept = [], {"lang": Counter(), "domain": Counter(), "source": Counter(), "decided_by": Counter()}
@@ -92,24 +82,23 @@ def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[
         shards += d["shards"]
         for k, v in d["kept"].items():
             kept.setdefault(k, Counter()).update(v)
-    rejects = read_rejects(out / "rejects") if (out / "rejects").exists() else []
-    reasons = Counter(r["reason"] for r in rejects)
-    by_stage = Counter(r.get("stage") for r in rejects)
+    reasons: Counter = Counter()
+    by_stage: Counter = Counter()
     examples: dict[str, list[dict]] = {}
-    for r in rejects:
-        ex = examples.setdefault(r["reason"], [])
-        if len(ex) < examples_per_reason:
-            ex.append({k: r.get(k) for k in ("id", "source", "detail", "excerpt", "lang.label", "lang.zh_share",
-                                             "domain.label", "domain.p_in", "domain.category_matched",
-                                             "dedup.duplicate_of", "decontam.eval_set", "decontam.eval_id",
-                                             "decontam.ngram") if r.get(k) is not None})
     # Distributions over every sample that reached the step (kept + dropped there or later).
     lang_all = Counter(kept["lang"])
     domain_all = Counter(kept["domain"])
     per_source: dict[str, Counter] = {}
     for src, n in kept["source"].items():
         per_source.setdefault(src, Counter())["kept"] += n
-    for r in rejects:
+    n_rejects = 0
+    for r in iter_rejects(out / "rejects") if (out / "rejects").exists() else ():
+        n_rejects += 1
+        reasons[r["reason"]] += 1
+        by_stage[r.get("stage")] += 1
+        ex = examples.setdefault(r["reason"], [])
+        if len(ex) < examples_per_reason:
+            ex.append({k: r.get(k) for k in _EXAMPLE_KEYS if r.get(k) is not None})
         if "lang.label" in r:
             lang_all[str(r["lang.label"])] += 1
         if "domain.label" in r:
@@ -119,9 +108,9 @@ def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[
     return {
         "shards": shards,
         "stats": {
-            "records_read": n_kept + len(rejects),
+            "records_read": n_kept + n_rejects,
             "records_kept": n_kept,
-            "records_dropped": len(rejects),
+            "records_dropped": n_rejects,
             "drop_reasons": dict(reasons.most_common()),
             "dropped_by_step": dict(by_stage),
             "language_distribution": dict(lang_all.most_common()),
@@ -135,15 +124,22 @@ def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[
     }
 
 
+class FinalizeFilters:
+    """Summary, report and manifest from the ranks' sidecars, as a picklable call (on Slurm: the last,
+    dependent job)."""
+
+    def __init__(self, cfg: FiltersConfig, config_text: str | None, command: str | None):
+        self.cfg, self.config_text, self.command = cfg, config_text, command
+
+    def __call__(self) -> Path:
+        return finalize_filters(self.cfg, self.config_text, self.command)
+
+
 def run_filters(config: FiltersConfig | str | Path, overrides: list[str] | None = None,
                 config_text: str | None = None, command: str | None = None) -> Path:
     """Run SFT stage 1; return the output directory (holding manifest.json, data/, rejects/, report)."""
     from corpora_manifests.config import load_config
-    from corpora_manifests.models import MANIFEST_FILENAME, Manifest, Shard, Source
-    from corpora_manifests.provenance import make_provenance
-    from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
-
-    from .report import write_report
+    from corpora_manifests.models import MANIFEST_FILENAME
 
     if not isinstance(config, FiltersConfig):
         config, config_text = load_config(config, FiltersConfig, overrides)
@@ -153,11 +149,28 @@ def run_filters(config: FiltersConfig | str | Path, overrides: list[str] | None 
         return out  # a finished run: no-op
     _preflight(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    from corpora_manifests.executor import Stage, check_executor, run_stages
+
+    check_executor(cfg.executor)
     pipeline = build_pipeline(cfg, out)
-    _executor(cfg, pipeline, out).run()
+    # local/ray: blocks, then finalizes here; slurm: returns once the job array and the finalize job are queued
+    run_stages([Stage("filter", pipeline, cfg.executor.n_tasks)], cfg.executor, out, out / ".datatrove",
+               finalize=FinalizeFilters(cfg, config_text, command))
+    return out
+
+
+def finalize_filters(cfg: FiltersConfig, config_text: str | None = None, command: str | None = None) -> Path:
+    """Merge the ranks: summary (streamed), report and manifest.json (last)."""
+    from corpora_manifests.models import Manifest, Shard, Source
+    from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.tokenizer import load_tokenizer, tokenizer_info
+
+    from .report import write_report
+
+    out = Path(cfg.output)
     n_parts = len(list((out / ".parts").glob("rank-*.json")))
-    if n_parts < cfg.executor.tasks:
-        raise RuntimeError(f"only {n_parts} of {cfg.executor.tasks} tasks finished; see {out / '.datatrove'}; "
+    if n_parts < cfg.executor.n_tasks:
+        raise RuntimeError(f"only {n_parts} of {cfg.executor.n_tasks} tasks finished; see {out / '.datatrove'}; "
                            "run again to resume")
     summary = _summarise(out, cfg, cfg.report_examples_per_reason)
     stats = summary["stats"]

@@ -1,9 +1,11 @@
-"""Typed configuration of the dedup stages and of the datatrove executor that runs them."""
+"""Typed configuration of the dedup stages (the executor schema is corpora_manifests.executor's)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from corpora_manifests.executor import ExecutorConfig  # noqa: F401  (the shared schema, re-exported)
 
 
 class _Strict(BaseModel):
@@ -47,20 +49,3 @@ class DedupConfig(_Strict):
     @property
     def effective_verify_threshold(self) -> float:
         return self.verify_threshold if self.verify_threshold is not None else max(self.threshold - 0.05, 0.0)
-
-
-class ExecutorConfig(_Strict):
-    """Which datatrove executor runs the stages; local by default, Slurm and Ray for clusters."""
-
-    kind: Literal["local", "slurm", "ray"] = "local"
-    tasks: int = Field(1, ge=1, description="input shards: ranks of the signature and filter stages")
-    workers: int = Field(1, description="tasks run at once (-1 = all)")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="extra keyword arguments for the executor (e.g. partition/time for slurm, cpus_per_task for ray)")
-
-    @model_validator(mode="after")
-    def _workers(self) -> "ExecutorConfig":
-        if self.workers == 0 or self.workers < -1:
-            raise ValueError("workers must be -1 (all) or >= 1")
-        return self

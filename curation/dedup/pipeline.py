@@ -77,7 +77,8 @@ def make_reader_factory(paths: list[str], output_dir: str, text_key: str = "text
 
 def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None = None,
               command: str | None = None) -> Path:
-    """Run (or resume) a dedup job; returns the output directory holding manifest.json."""
+    """Run (or resume) a dedup job; returns the output directory holding manifest.json (on Slurm: once
+    the jobs are submitted; the last job writes manifest.json)."""
     from corpora_manifests.provenance import make_provenance
     from curation.tokens import TokenCounter
     from curation.writers import ShardsWriter
@@ -111,7 +112,8 @@ def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None =
     finalize = FinalizeCorpus(str(out), cfg.name, prov.model_dump(mode="json"),
                               tokenizer=cfg.tokenizer if cfg.count_tokens else None,
                               report=cfg.report)
-    stages = dedup_stages(out, make_readers, cfg.dedup, cfg.executor.tasks, tail, finalize,
+    stages = dedup_stages(out, make_readers, cfg.dedup, cfg.executor.n_tasks, tail,
                           tokenizer=cfg.tokenizer if cfg.count_tokens else None)
-    run_stages(stages, cfg.executor, out / "dedup_work" / "logs")
+    # Slurm: returns once the stages and the finalize job are queued (see corpora_manifests.executor)
+    run_stages(stages, cfg.executor, out, out / "dedup_work" / "logs", finalize=finalize)
     return out

@@ -2,7 +2,8 @@
 
 ``build_extract_steps(cfg)`` returns the document steps WITHOUT the writer, so other pipelines
 (``soaes curate run``: extract → dedup → tokens → shards) compose them; ``run_extract(cfg)`` adds
-``ShardsWriter``, runs them on a datatrove executor (local by default; slurm or ray from the config)
+``ShardsWriter``, runs them on a datatrove executor (``corpora_manifests.executor``: local by default,
+slurm or ray from the config)
 and merges the ranks into one manifest with ``finalize_manifest``.
 
 Output layout of ``run_extract``::
@@ -12,15 +13,17 @@ Output layout of ``run_extract``::
     <output>/rejects/<stage>/NNNNN.jsonl    stage = read | quality   (one line per dropped item)
     <output>/stats.json, stats.md       counts and the drop-reason table
     <output>/report.html                length distribution, drop reasons, tokens per source (plots)
-    <output>/logs/                      datatrove logs, stats, completion markers (resume)
+    <output>/logs/extract/              datatrove logs, stats, completion markers (resume)
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from corpora_manifests.executor import ExecutorConfig, migrate_legacy_keys
 
 from curation.normalize import NormalizeOptions
 from curation.pii import PIIOptions
@@ -35,23 +38,6 @@ class QualityOptions(BaseModel):
     boilerplate_patterns: list[str] | None = Field(None, description="None = the built-in list")
     boilerplate_max_line_chars: int = 60
     thresholds: QualityThresholds = QualityThresholds()
-
-
-class SlurmOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    partition: str = "cpu"
-    time: str = "24:00:00"
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: int = 2
-    job_name: str = "soaes_extract"
-    venv_path: str | None = None
-    sbatch_args: dict[str, Any] = Field(default_factory=dict)
-
-
-class RayOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2
 
 
 class ExtractConfig(BaseModel):
@@ -69,11 +55,13 @@ class ExtractConfig(BaseModel):
     pii: PIIOptions = PIIOptions()
     tokenizer: str | None = "qwen2.5"
     shard_bytes: int = Field(512 * 1024 * 1024, gt=0)
-    workers: int = Field(1, ge=1)
-    tasks: int | None = Field(None, ge=1, description="datatrove tasks (default: workers)")
-    executor: Literal["local", "slurm", "ray"] = "local"
-    slurm: SlurmOptions = SlurmOptions()
-    ray: RayOptions = RayOptions()
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="kind local|slurm|ray, workers, tasks, slurm {...}, ray {...}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, v):
+        return migrate_legacy_keys(v)  # top-level workers/tasks/slurm/ray of older configs
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -117,30 +105,6 @@ def build_extract_steps(cfg: ExtractConfig, output_dir: str | Path | None = None
     return steps
 
 
-def make_executor(cfg: ExtractConfig, pipeline: list, logging_dir: str, job_name: str = "soaes_extract",
-                  depends=None):
-    """datatrove's executor for ``cfg.executor`` (never a home-made one)."""
-    tasks = cfg.tasks or cfg.workers
-    if cfg.executor == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(cfg.workers, tasks),
-                                     logging_dir=logging_dir, start_method="fork" if cfg.workers > 1 else "forkserver",
-                                     depends=depends)
-    if cfg.executor == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
-
-        s = cfg.slurm
-        return SlurmPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, time=s.time, partition=s.partition,
-                                     cpus_per_task=s.cpus_per_task, mem_per_cpu_gb=s.mem_per_cpu_gb,
-                                     job_name=s.job_name or job_name, venv_path=s.venv_path,
-                                     sbatch_args=s.sbatch_args or None, logging_dir=logging_dir, depends=depends)
-    from datatrove.executor.ray import RayPipelineExecutor
-
-    return RayPipelineExecutor(pipeline, tasks=tasks, workers=cfg.workers, logging_dir=logging_dir,
-                               cpus_per_task=cfg.ray.cpus_per_task, mem_per_cpu_gb=cfg.ray.mem_per_cpu_gb)
-
-
 def _stats_table(counts: dict[str, Any], rejects: dict[str, dict[str, int]]) -> str:
     lines = ["| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in counts.items()]
@@ -152,14 +116,13 @@ def _stats_table(counts: dict[str, Any], rejects: dict[str, dict[str, int]]) -> 
 
 
 class FinalizeExtract:
-    """Callable pipeline 'step' that merges ranks into the manifest (used as a dependent Slurm job)."""
+    """The merge of ranks into the manifest as a picklable call (the last, dependent Slurm job)."""
 
     def __init__(self, cfg: ExtractConfig, config_text: str | None, command: str | None):
         self.cfg, self.config_text, self.command = cfg, config_text, command
 
-    def __call__(self, data=None, rank: int = 0, world_size: int = 1):
-        finalize_extract(self.cfg, self.config_text, self.command)
-        return iter(())
+    def __call__(self):
+        return finalize_extract(self.cfg, self.config_text, self.command)
 
 
 def finalize_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
@@ -208,7 +171,7 @@ def check_inputs_and_output(cfg: ExtractConfig) -> None:
         raise UserError("no inputs: give INPUT paths or set 'inputs' in the config")
     if not cfg.output:
         raise UserError("no output directory: give --output or set 'output' in the config")
-    if cfg.executor == "local":
+    if cfg.executor.kind == "local":
         missing = [i for i in cfg.inputs if "://" not in i and not list_input_files([i], cfg.readers.recursive)]
         if missing:
             raise UserError(f"input not found or empty: {missing[0]}")
@@ -240,13 +203,10 @@ def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str
     pipeline = build_extract_steps(cfg, out) + [
         ShardsWriter(out, default_source=cfg.source_name(), tokenizer=cfg.tokenizer, target_bytes=cfg.shard_bytes)
     ]
-    executor = make_executor(cfg, pipeline, str(out / "logs"))
-    if cfg.executor == "slurm":
-        # the merge runs as a one-task job after all extraction tasks (datatrove's `depends`)
-        fin_cfg = cfg.model_copy(update={"tasks": 1, "workers": 1})
-        make_executor(fin_cfg, [FinalizeExtract(cfg, config_text, command)], str(out / "logs_finalize"),
-                      depends=executor).run()
-        return out
-    executor.run()
-    finalize_extract(cfg, config_text, command)
+    from corpora_manifests.executor import Stage, check_executor, run_stages
+
+    check_executor(cfg.executor)
+    # logs/extract/: datatrove logs, stats and completion markers; on Slurm the merge is the last job
+    run_stages([Stage("extract", pipeline, cfg.executor.n_tasks)], cfg.executor, out, out / "logs",
+               finalize=FinalizeExtract(cfg, config_text, command))
     return out

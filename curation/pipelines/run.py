@@ -6,8 +6,8 @@
       → token counts (Qwen2.5) → CPT shards (curation.writers.ShardsWriter)
       → report.html → manifest.json (stage cpt, written last)
 
-The config is ``ExtractConfig`` (inputs, readers, normalize, quality, pii, executor, workers, tasks,
-slurm, ray, tokenizer, shard_bytes) plus ``dedup`` and ``report``; one executor runs every stage.
+The config is ``ExtractConfig`` (inputs, readers, normalize, quality, pii, executor, tokenizer,
+shard_bytes) plus ``dedup`` and ``report``; one executor (corpora_manifests.executor) runs every stage.
 ``run_curate(config) -> Path`` is the Python entry point.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field
 
-from curation.dedup.config import DedupConfig, ExecutorConfig
+from curation.dedup.config import DedupConfig
 from curation.pipelines.extract import ExtractConfig
 
 
@@ -65,19 +65,6 @@ class StagedDocsWriter(PipelineStep):
         return iter(())
 
 
-def executor_config(cfg: ExtractConfig) -> ExecutorConfig:
-    """The extraction config's executor keys as the dedup stages' ExecutorConfig."""
-    if cfg.executor == "ray":
-        options = {"cpus_per_task": cfg.ray.cpus_per_task, "mem_per_cpu_gb": cfg.ray.mem_per_cpu_gb}
-    elif cfg.executor == "slurm":
-        s = cfg.slurm
-        options = {"partition": s.partition, "time": s.time, "cpus_per_task": s.cpus_per_task,
-                   "mem_per_cpu_gb": s.mem_per_cpu_gb, "venv_path": s.venv_path, "sbatch_args": s.sbatch_args or None}
-    else:
-        options = {}
-    return ExecutorConfig(kind=cfg.executor, tasks=cfg.tasks or cfg.workers, workers=cfg.workers, options=options)
-
-
 def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None = None,
                command: str | None = None) -> Path:
     """Run (or resume) the CPT pipeline; returns the output directory (manifest.json when finished).
@@ -104,7 +91,7 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
         if load_manifest(out).producer.config == redact_secrets(dumped):
             return out
         raise UserError(f"{out} already holds a finished run with another config; choose another output")
-    ex = executor_config(cfg)
+    ex = cfg.executor
     check_executor(ex)
     if cfg.tokenizer:
         from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer
@@ -125,7 +112,8 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
     sources = [{"name": cfg.source_name(), "uri": ",".join(cfg.inputs), "licence": cfg.licence}]
     finalize = FinalizeCorpus(str(out), cfg.name, prov.model_dump(mode="json"), tokenizer=cfg.tokenizer,
                               sources=sources, report=cfg.report)
-    stages = [Stage("extract", [*build_extract_steps(cfg, out), StagedDocsWriter(str(staged))], ex.tasks)]
-    stages += dedup_stages(out, make_readers, cfg.dedup, ex.tasks, tail, finalize, tokenizer=cfg.tokenizer)
-    run_stages(stages, ex, out / "dedup_work" / "logs")
+    stages = [Stage("extract", [*build_extract_steps(cfg, out), StagedDocsWriter(str(staged))], ex.n_tasks)]
+    stages += dedup_stages(out, make_readers, cfg.dedup, ex.n_tasks, tail, tokenizer=cfg.tokenizer)
+    # Slurm: returns once every stage and the finalize job are queued (see corpora_manifests.executor)
+    run_stages(stages, ex, out, out / "dedup_work" / "logs", finalize=finalize)
     return out

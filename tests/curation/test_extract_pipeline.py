@@ -26,7 +26,7 @@ def test_manifest_shards_and_rejects(run):
     m = load_manifest(out)
     assert m.stage == "cpt" and m.tokenizer.name == "qwen2.5" and verify_manifest(out) == []
     assert len(m.shards) == 2  # one set of shards per datatrove rank
-    assert m.producer.config["workers"] == 2 and m.producer.config_sha256
+    assert m.producer.config["executor"]["workers"] == 2 and m.producer.config_sha256
     rows = list(iter_rows(out))
     assert rows and all(r["n_tokens"] > 0 and r["source"] == "fixtures" for r in rows)
     md = rows[0]["metadata"]
@@ -86,23 +86,13 @@ def test_demo_config_validates(fixtures_dir):
         assert cfg.quality.thresholds.min_chars == 100
 
 
-def test_cluster_executors_are_datatrove_ones(tmp_path):
-    from curation.pipelines.extract import make_executor
-    from curation.writers import ShardsWriter
-
-    for kind, cls in (("slurm", "SlurmPipelineExecutor"), ("ray", "RayPipelineExecutor")):
-        cfg = ExtractConfig(inputs=["x"], output=str(tmp_path), executor=kind, workers=4, tasks=100)
-        ex = make_executor(cfg, [ShardsWriter(tmp_path)], str(tmp_path / "logs"))
-        assert type(ex).__name__ == cls and ex.world_size == 100
-
-
 def test_interrupted_run_resumes(run):
     """Rank 1 'crashed' (no completion marker, no sidecar, a half-written shard): only it re-runs."""
     cfg, out = run
     before = load_manifest(out)
     rank0 = (out / "data" / "part-r00000-00000.parquet").stat().st_mtime_ns
     (out / "manifest.json").unlink()
-    (out / "logs" / "completions" / "00001").unlink()
+    (out / "logs" / "extract" / "completions" / "00001").unlink()
     (out / ".parts" / "r00001.json").unlink()
     (out / "data" / "part-r00001-00003.parquet.tmp").write_bytes(b"half")
     run_extract(cfg)

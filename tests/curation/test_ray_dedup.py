@@ -52,7 +52,7 @@ def test_ray_executor_finds_the_same_clusters_as_local(tmp_path, local_ray):
                        "executor": {"kind": "local", "tasks": 2, "workers": 1}})
     on_ray = run_dedup({**CONFIG, "input": [str(inp)], "output": str(tmp_path / "ray"),
                         "executor": {"kind": "ray", "tasks": 2, "workers": 2,
-                                     "options": {"tasks_per_job": 5}}})
+                                     "ray": {"tasks_per_job": 5, "mem_per_cpu_gb": 0.25}}})
     assert (on_ray / "dedup_work" / "logs" / "signature" / "executor.json").exists()
     assert json.loads((on_ray / "dedup_work" / "logs" / "buckets" / "executor.json").read_text())
     local_clusters, local_shards = _result(local)
