@@ -406,6 +406,21 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def describe_submission(out: str | Path) -> str | None:
+    """The lines a command prints after a Slurm submission (None if nothing was submitted)."""
+    sub = load_submission(out)
+    if sub is None:
+        return None
+    lines = [f"submitted to Slurm; {sub.out}/manifest.json is written by the last job"]
+    for s in sub.stages:
+        lines.append(f"  {s['name']:<10} {s['tasks']} task(s)  " +
+                     (f"job {s['job_id']}" if s.get("job_id") else "already complete, skipped"))
+    if sub.finalize_job_id:
+        lines.append(f"  {'finalize':<10} job {sub.finalize_job_id}")
+    lines.append(f"progress: soaes curate status {sub.out}")
+    return "\n".join(lines)
+
+
 def _finalize_main(pik: str) -> None:
     import dill
 

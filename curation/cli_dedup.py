@@ -8,7 +8,12 @@ import typer
 
 
 def _summary(out: Path) -> None:
+    from corpora_manifests.executor import describe_submission
     from corpora_manifests.models import load_manifest
+
+    if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
+        typer.echo(describe_submission(out) or f"{out}: not finished")
+        return
 
     m = load_manifest(out)
     d = m.stats.get("dedup") or {}
@@ -40,6 +45,13 @@ def _overrides(flags: dict, sets: list[str]) -> dict:
 
 
 def register(app: typer.Typer) -> None:
+    @app.command(help="Progress of a run directory (any data stage): tasks completed per stage from datatrove's "
+                      "completion markers, Slurm job states, and whether manifest.json is written.")
+    def status(output: Path = typer.Argument(..., help="The run's output directory")) -> None:
+        from corpora_manifests.executor import format_status, run_status
+
+        typer.echo(format_status(run_status(output)))
+
     @app.command(help="Exact + MinHash near-dedup (character n-grams) of JSONL/parquet documents with id, text "
                       "→ CPT shards, manifest, clusters.parquet, removed/, report.html.")
     def dedup(

@@ -38,6 +38,11 @@ def register(app: typer.Typer) -> None:
             overrides.append(f"executor.kind={json.dumps(executor)}")
         cfg, text = load_config(config, ExtractConfig, overrides=overrides)
         out = run_extract(cfg, config_text=text, command=" ".join(["soaes", *sys.argv[1:]]))
+        if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
+            from corpora_manifests.executor import describe_submission
+
+            typer.echo(describe_submission(out) or f"{out}: not finished")
+            return
         stats = out / "stats.md"
         if stats.exists():
             typer.echo(stats.read_text(encoding="utf-8"))

@@ -128,6 +128,11 @@ def run(
     ov = list(overrides or []) + ([f"output={output}"] if output else [])
     cfg, text = load_config(config, FiltersConfig, ov)
     out = run_filters(cfg, config_text=text)
+    if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
+        from corpora_manifests.executor import describe_submission
+
+        typer.echo(describe_submission(out) or f"{out}: not finished")
+        return
     m = load_manifest(out)
     st = m.stats
     typer.echo(f"{out}: kept {st.get('records_kept', 0):,} of {st.get('records_read', 0):,} samples "
