@@ -68,7 +68,7 @@ def test_flags_map_onto_each_config_schema():
     from training.config import TrainConfig
 
     keys = lambda m, **kw: [k for k, _ in flag_overrides(m, **kw)]  # noqa: E731
-    assert keys(CurateRunConfig, output="o", workers=2) == ["output", "workers"]
+    assert keys(CurateRunConfig, output="o", workers=2) == ["output", "executor.workers"]
     assert keys(DedupRunConfig, workers=2, executor="ray") == ["executor.workers", "executor.kind"]
     assert keys(FiltersConfig, output="o", workers=2, executor="local") == ["output", "executor.workers", "executor.kind"]
     assert keys(SynthConfig, output="o", workers=4) == ["output_dir", "llm.max_concurrency"]
