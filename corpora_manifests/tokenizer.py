@@ -191,8 +191,8 @@ def tokenizer_info(tokenizer) -> TokenizerInfo:
 
 
 def count_tokens(tokenizer, texts: list[str]) -> list[int]:
-    """Token counts without special tokens, batched through the Rust backend."""
-    if not texts:
-        return []
-    enc = tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-    return [len(e.ids) for e in enc]
+    """Token counts without special tokens: tiktoken for the built Qwen2.5 tokenizer (same ids,
+    ~5x faster; see ``fast_tokens``), the tokenizer's Rust backend otherwise."""
+    from .fast_tokens import count_batch
+
+    return count_batch(tokenizer, texts)
