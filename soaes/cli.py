@@ -10,6 +10,7 @@ from filters.cli import app as filters_app
 from synthesis.cli import app as synth_app
 from synthesis.review_cli import app as review_app
 from training.cli import app as train_app
+from training.distill_cli import app as distill_app
 from training.eval_cli import app as eval_app
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.add_typer(filters_app, name="filters", help="SFT stage 1: language ID, domai
 app.add_typer(synth_app, name="synth", help="SFT stage 2: chunk documents, generate Q&A with GLM-4 or rules, split.")
 app.add_typer(review_app, name="review", help="Human review of generated Q&A: export, import, status.")
 app.add_typer(train_app, name="train", help="Training from manifests: continual pre-training and curriculum SFT.")
+app.add_typer(distill_app, name="distill", help="Offline distillation: capture teacher top-k log-probs (train with `soaes train distill`).")
 app.add_typer(manifest_app, name="manifest", help="The manifest contract: verify, show, schema, export.")
 app.add_typer(eval_app, name="eval", help="Evaluation: ROUGE/BLEU on eval manifests, speculative-decoding benchmark.")
 

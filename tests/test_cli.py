@@ -6,7 +6,7 @@ def test_soaes_help_lists_every_group_with_a_description():
     out = subprocess.run([sys.executable, "-m", "soaes.cli", "--help"], capture_output=True, text=True,
                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
-    for group in ["curate", "filters", "synth", "review", "train", "manifest", "eval", "demo"]:
+    for group in ["curate", "filters", "synth", "review", "train", "distill", "manifest", "eval", "demo"]:
         line = next((l for l in out.stdout.splitlines() if l.strip("│ ").startswith(group + " ")), None)
         assert line is not None, f"{group} missing from soaes --help"
         assert len(line.strip("│ ").split(None, 1)) == 2, f"{group} has no description"

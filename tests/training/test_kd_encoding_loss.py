@@ -1,0 +1,97 @@
+"""Top-k storage and the KD loss: k = V equals the full-vocabulary loss; every encoding round-trips
+within its stated tolerance; padding columns of the vocabulary never carry probability."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from training import kd_encoding as enc
+from training import kd_loss
+
+
+def _logits(n=24, V=300, seed=0, scale=4.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, V, generator=g) * scale
+
+
+@pytest.mark.parametrize("mode", kd_loss.TAIL_MODES)
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_topk_with_k_equal_vocab_is_the_full_loss(mode, tau):
+    zs, zt = _logits(seed=1), _logits(seed=2)
+    targets = torch.randint(0, zs.shape[1], (zs.shape[0],), generator=torch.Generator().manual_seed(3))
+    ids, logp, tail = kd_loss.topk_of_logits(zt, k=zt.shape[1])
+    full = kd_loss.combine(kd_loss.kl_full_sum(zs, zt, tau), kd_loss.ce_sum(zs, targets), 0.5, tau)
+    # the reference KL from torch's own kl_div, independent of kl_full_sum
+    ref_kl = torch.nn.functional.kl_div(torch.log_softmax(zs / tau, -1), torch.log_softmax(zt / tau, -1),
+                                        reduction="sum", log_target=True)
+    assert torch.allclose(kd_loss.kl_full_sum(zs, zt, tau), ref_kl, rtol=1e-5)
+    top = kd_loss.combine(kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, mode), kd_loss.ce_sum(zs, targets), 0.5, tau)
+    assert abs(top.item() - full.item()) / abs(full.item()) <= 1e-5
+
+
+def test_padding_columns_take_no_mass():
+    zs, zt = _logits(seed=4), _logits(seed=5)
+    n_real = 280
+    padded_s, padded_t = zs.clone(), zt.clone()
+    padded_s[:, n_real:] = 50.0  # a padded row that would dominate any softmax it entered
+    padded_t[:, n_real:] = 50.0
+    ids, logp, tail = kd_loss.topk_of_logits(padded_t, k=16, n_real=n_real)
+    assert int(ids.max()) < n_real
+    ref_ids, ref_logp, _ = kd_loss.topk_of_logits(zt[:, :n_real], k=16)
+    assert torch.equal(ids, ref_ids) and torch.allclose(logp, ref_logp)
+    a = kd_loss.kl_topk_sum(padded_s, ids, logp, tail, 2.0, "bucket", n_real=n_real)
+    b = kd_loss.kl_topk_sum(zs[:, :n_real], ids, logp, tail, 2.0, "bucket")
+    assert torch.allclose(a, b)
+
+
+def test_truncated_topk_bucket_is_exact_at_tau_1_when_the_student_tail_matches():
+    # at τ = 1 the bucket KL equals the KL of the two distributions coarsened to (top k, rest)
+    zs, zt = _logits(seed=6, scale=2.0), _logits(seed=7, scale=2.0)
+    ids, logp, tail = kd_loss.topk_of_logits(zt, k=8)
+    s = torch.log_softmax(zs, -1)
+    s_top = s.gather(-1, ids)
+    s_tail = torch.log1p(-s_top.exp().sum(-1))
+    p_top, p_tail = logp.exp(), tail
+    ref = (p_top * (logp - s_top)).sum() + (p_tail * (torch.log(p_tail) - s_tail)).sum()
+    got = kd_loss.kl_topk_sum(zs, ids, logp, tail, 1.0, "bucket")
+    assert torch.allclose(got, ref, rtol=1e-5)
+
+
+def test_varint_round_trip_edges():
+    v = np.array([0, 1, 127, 128, 16383, 16384, 2**21 - 1, 2**21, 151664, 2**28 + 5], dtype=np.int64)
+    assert np.array_equal(enc.varint_decode(enc.varint_encode(v)), v)
+    assert len(enc.varint_encode(np.array([127, 128]))) == 3
+
+
+@pytest.mark.parametrize("encoding", enc.ENCODINGS)
+def test_every_encoding_round_trips_within_its_tolerance(encoding):
+    zt = _logits(n=40, V=151665 // 50, seed=8, scale=3.0)
+    ids, logp, tail = (x.numpy() for x in kd_loss.topk_of_logits(zt, k=64))
+    t = enc.TopK(ids, logp, tail)
+    back = enc.decode(*enc.encode(t, encoding), k=64, encoding=encoding)
+    # same support per position, values compared id by id
+    order_a, order_b = np.argsort(ids, 1), np.argsort(back.ids, 1)
+    ia, ib = np.take_along_axis(ids, order_a, 1), np.take_along_axis(back.ids, order_b, 1)
+    assert np.array_equal(ia, ib)
+    la, lb = np.take_along_axis(logp, order_a, 1), np.take_along_axis(back.logp, order_b, 1)
+    ra, rb = la.max(1, keepdims=True) - la, lb.max(1, keepdims=True) - lb
+    rmax = ra.max(1, keepdims=True)
+    if encoding in ("delta_q8", "delta_q16"):
+        # relative to the top: within the stated fraction of the range (+ the float16 range rounding)
+        assert np.all(np.abs(ra - rb) <= enc.TOLERANCE[encoding] * rmax * (1 + 2e-3) + 1e-6)
+        # the decoded support carries exactly the stored mass 1 - tail
+        assert np.allclose(np.exp(lb.astype(np.float64)).sum(1), 1 - back.tail, rtol=1e-5)
+    elif encoding == "fp16":
+        assert np.all(np.abs(la - lb) <= np.abs(la) * enc.TOLERANCE["fp16"] + 1e-6)
+    else:
+        assert np.array_equal(la, lb)
+    assert np.allclose(back.tail, tail, rtol=1e-3, atol=6e-8)
+
+
+def test_compact_encoding_is_smaller_than_fp16_at_k64():
+    zt = _logits(n=50, V=151665 // 10, seed=9, scale=3.0)
+    t = enc.TopK(*(x.numpy() for x in kd_loss.topk_of_logits(zt, k=64)))
+    size = {e: sum(len(b) for b in enc.encode(t, e)) / 50 for e in enc.ENCODINGS}
+    assert size["delta_q8"] < size["delta_q16"] < size["fp16"] < size["raw"]
+    assert size["fp16"] == enc.bytes_per_position_fixed("fp16", 64)
