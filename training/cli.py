@@ -59,3 +59,13 @@ def sft(
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
 ) -> None:
     _run(config, "sft", dry_run, set_ or [])
+
+
+@app.command(help="Logit distillation of a draft model: α·τ²·KL + (1−α)·CE from stored teacher top-k "
+                  "(distill_logits manifests) or an online teacher; packed, resumable, DeepSpeed like SFT.")
+def distill(
+    config: Path = typer.Argument(..., help="Training YAML (kind: distill), e.g. configs/distill_draft.yaml"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print config, token/sequence counts, steps and DeepSpeed JSON; do not train."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+) -> None:
+    _run(config, "distill", dry_run, set_ or [])

@@ -47,6 +47,21 @@ class DeepSpeedSettings(_Strict):
     config_file: str | None = Field(None, description="a user DeepSpeed JSON used instead of the generated one")
 
 
+class DistillSettings(_Strict):
+    """A distillation stage: L = alpha * tau^2 * KL(teacher^tau || student^tau) + (1 - alpha) * CE.
+
+    Offline (default): the stage's ``manifests`` are ``distill_logits`` manifests from
+    ``soaes distill capture`` (the SFT data they were captured on is found through them). Online:
+    ``teacher`` names a local model directory run on every batch; ``manifests`` are SFT manifests.
+    """
+
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (paper: 0.5)")
+    temperature: float = Field(2.0, gt=0, description="tau (paper: 2)")
+    tail: Literal["renormalize", "bucket"] = Field(
+        "bucket", description="stored top-k: renormalise the teacher over its support, or keep the tail as one bucket")
+    teacher: str | None = Field(None, description="online mode: a local teacher model directory")
+
+
 class StageConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     manifests: list[str] = Field(min_length=1, description="manifest directories (or manifest.json files)")
@@ -63,6 +78,7 @@ class StageConfig(_Strict):
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
+    distill: DistillSettings | None = Field(None, description="kind distill only: loss weights, tail handling, teacher")
 
     @model_validator(mode="after")
     def _scheduler(self) -> "StageConfig":
@@ -76,7 +92,7 @@ class StageConfig(_Strict):
 
 class TrainConfig(_Strict):
     name: str = Field(min_length=1)
-    kind: Literal["cpt", "sft"]
+    kind: Literal["cpt", "sft", "distill"]
     output_dir: str
     tokenizer: str = "qwen2.5"
     model: ModelConfig
@@ -93,6 +109,15 @@ class TrainConfig(_Strict):
     logging_steps: int = Field(10, gt=0)
     dataloader_num_workers: int = Field(0, ge=0)
     cache_dir: str | None = Field(None, description="tokenized-data cache (default $SOAES_CACHE/training)")
+
+    @model_validator(mode="after")
+    def _distill_settings(self) -> "TrainConfig":
+        for s in self.stages:
+            if self.kind == "distill" and s.distill is None:
+                s.distill = DistillSettings()
+            elif self.kind != "distill" and s.distill is not None:
+                raise ValueError(f"stage {s.name}: 'distill' settings need kind: distill")
+        return self
 
     @field_validator("stages")
     @classmethod

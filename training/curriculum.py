@@ -162,7 +162,14 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
 
     model = load_model(cfg, init_from, tokenizer)
     dataset = data.dataset()
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collator)
+    if cfg.kind == "distill":
+        from .distill_trainer import KDTrainer, load_online_teacher
+
+        teacher = load_online_teacher(stage.distill.teacher, model, args) if stage.distill.teacher else None
+        trainer = KDTrainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collator,
+                            distill=stage.distill, n_real=len(tokenizer), teacher=teacher)
+    else:
+        trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collator)
     checkpoints = sdir / "checkpoints"
     resume = last_complete_checkpoint(checkpoints)
     if args.process_index == 0:

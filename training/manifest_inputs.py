@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from corpora_manifests.errors import UserError
 
-_ALLOWED = {"cpt": {"cpt"}, "sft": {"sft_stage1", "sft_stage2"}}
+_ALLOWED = {"cpt": {"cpt"}, "sft": {"sft_stage1", "sft_stage2"}, "distill": {"distill_logits"}}
 
 
 @dataclass

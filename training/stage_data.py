@@ -40,6 +40,10 @@ class StageData:
 
 
 def build_stage_data(cfg: TrainConfig, stage: StageConfig, tokenizer, progress: bool = True) -> StageData:
+    if cfg.kind == "distill":
+        from .distill_data import build_kd_stage_data
+
+        return build_kd_stage_data(cfg, stage, tokenizer, progress)
     inputs = [open_manifest(m, cfg.kind, split=stage.split) for m in stage.manifests]
     tokenized = [
         tokenize_manifest(i, tokenizer, kind=cfg.kind, seq_len=cfg.seq_len, cache_dir=cfg.resolved_cache_dir(),
