@@ -67,5 +67,24 @@ def distill(
     config: Path = typer.Argument(..., help="Training YAML (kind: distill), e.g. configs/distill_draft.yaml"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print config, token/sequence counts, steps and DeepSpeed JSON; do not train."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    grid: Optional[Path] = typer.Option(None, "--grid", help="A YAML list of {name, alpha, temperature}: one run "
+                                        "per point into output_dir/<name>, e.g. configs/distill_grid_table3.yaml."),
 ) -> None:
-    _run(config, "distill", dry_run, set_ or [])
+    if grid is None:
+        _run(config, "distill", dry_run, set_ or [])
+        return
+    import os
+
+    from .config import grid_configs
+
+    cfg, text = _load(config, "distill", set_ or [])
+    for point in grid_configs(cfg, grid):
+        s = point.stages[0].distill
+        typer.echo(f"grid point {point.output_dir}: alpha={s.alpha} temperature={s.temperature}")
+        if dry_run:
+            continue
+        from .curriculum import run_training
+
+        run_training(point, config_text=text)
+    if not dry_run and int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"done: {len(grid_configs(cfg, grid))} runs under {cfg.output_dir}")

@@ -140,3 +140,33 @@ def load_train_config(path, overrides: list[str] | None = None) -> tuple[TrainCo
     from corpora_manifests.config import load_config
 
     return load_config(path, TrainConfig, overrides)
+
+
+def grid_configs(cfg: TrainConfig, grid_file) -> list[TrainConfig]:
+    """One config per point of an alpha/temperature grid (a YAML list of {name, alpha, temperature}),
+    each into ``output_dir/<name>``, every stage's distill settings set to the point's values."""
+    import yaml
+    from pydantic import ValidationError
+
+    from corpora_manifests.config import describe_validation_error
+    from corpora_manifests.errors import UserError
+
+    try:
+        points = yaml.safe_load(open(grid_file, encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"grid {grid_file}: {e}") from None
+    if not isinstance(points, list) or not points:
+        raise UserError(f"grid {grid_file} must be a non-empty YAML list of {{name, alpha, temperature}}")
+    out = []
+    for p in points:
+        if not isinstance(p, dict) or not {"name", "alpha", "temperature"} >= set(p) or "name" not in p:
+            raise UserError(f"grid {grid_file}: bad point {p!r} (keys: name, alpha, temperature)")
+        data = cfg.model_dump()
+        data["output_dir"] = str(Path(cfg.output_dir) / str(p["name"]))
+        for st in data["stages"]:
+            st["distill"] = {**(st["distill"] or {}), **{k: v for k, v in p.items() if k != "name"}}
+        try:
+            out.append(TrainConfig.model_validate(data))
+        except ValidationError as e:
+            raise UserError(describe_validation_error(e, str(grid_file))) from None
+    return out

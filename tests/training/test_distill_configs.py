@@ -1,0 +1,40 @@
+"""The distillation configs hold the paper's values; the alpha/tau grid expands to one run per point."""
+from pathlib import Path
+
+import pytest
+
+from corpora_manifests.errors import UserError
+from training.config import grid_configs, load_train_config
+from training.distill_capture import load_capture_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_distill_draft_has_the_paper_values():
+    cfg, _ = load_train_config(CONFIGS / "distill_draft.yaml")
+    s = cfg.stages[0]
+    assert cfg.kind == "distill" and (s.distill.alpha, s.distill.temperature) == (0.5, 2.0)
+    assert (s.global_batch_size, s.learning_rate, s.epochs) == (8, 3.5e-6, 1)
+    cap, _ = load_capture_config(CONFIGS / "distill_capture.yaml")
+    assert (cap.k, cap.encoding, cap.seq_len) == (64, "delta_q8", cfg.seq_len)
+    for name in ("distill_teacher.yaml", "distill_student_sft.yaml", "distill_student_kd.yaml"):
+        load_train_config(CONFIGS / "demo" / name)
+    load_capture_config(CONFIGS / "demo" / "distill_capture.yaml")
+
+
+def test_grid_is_one_run_per_point(tmp_path):
+    cfg, _ = load_train_config(CONFIGS / "distill_draft.yaml")
+    points = grid_configs(cfg, CONFIGS / "distill_grid_table3.yaml")
+    got = {(p.stages[0].distill.alpha, p.stages[0].distill.temperature) for p in points}
+    assert len(got) == len(points) >= 2 and (0.5, 2.0) in got
+    assert len({p.output_dir for p in points}) == len(points)
+    assert all(p.output_dir.startswith(cfg.output_dir + "/") for p in points)
+    bad = tmp_path / "g.yaml"
+    bad.write_text("- {name: x, alpha: 1.5, temperature: 2}\n")
+    with pytest.raises(UserError, match="alpha"):
+        grid_configs(cfg, bad)
+
+
+def test_distill_settings_need_kind_distill():
+    with pytest.raises(UserError, match="kind: distill"):
+        load_train_config(CONFIGS / "train_sft_stage2.yaml", ["stages.0.distill={alpha: 0.5}"])
