@@ -5,7 +5,7 @@
 * retries with exponential backoff and jitter on 429 (honouring ``Retry-After``), 5xx, timeouts,
   connection errors and unparseable response bodies; none on other 4xx (they will not get better);
 * every successful response is committed to the request cache before it is used, and a cached
-  request is never sent again;
+  request is never sent again; identical requests in flight at once are sent once and shared;
 * usage counters (requests, retries, cache hits, tokens, failures by reason) for the manifest.
 
 The API key is passed to the ``openai`` client and nowhere else: it is not logged, not cached,
@@ -66,6 +66,11 @@ class LLMResult:
     cached: bool
     attempts: int
     key: str
+    shared: bool = False  # answered by an identical request that was already in flight
+
+
+class _LeaderCancelled(Exception):
+    """The caller that was sending a shared request was cancelled before it finished."""
 
 
 class LLMError(Exception):
@@ -81,6 +86,7 @@ class Usage:
     requests: int = 0  # HTTP requests sent, retries included
     retries: int = 0
     cache_hits: int = 0
+    shared: int = 0  # identical in-flight requests merged into one paid request
     completed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -90,7 +96,7 @@ class Usage:
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests, "retries": self.retries, "cache_hits": self.cache_hits,
-            "completed": self.completed, "prompt_tokens": self.prompt_tokens,
+            "shared": self.shared, "completed": self.completed, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "retry_reasons": dict(self.retry_reasons), "failures": dict(self.failures),
@@ -157,6 +163,7 @@ class LLMClient:
         self._sem = asyncio.Semaphore(cfg.max_concurrency)
         self._limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
         self.usage = Usage()
+        self._inflight: dict[str, asyncio.Future] = {}  # cache key -> result of the request being sent
 
     def params(self) -> dict[str, Any]:
         return {"temperature": self.cfg.temperature, "top_p": self.cfg.top_p, "max_tokens": self.cfg.max_tokens}
@@ -165,16 +172,60 @@ class LLMClient:
         return request_key(self.cfg.model, messages, self.params())
 
     async def complete(self, messages: list[dict[str, str]]) -> LLMResult:
+        """One chat completion; never pays for a request twice.
+
+        A cached request is answered from the cache. Identical requests in flight at the same time
+        (two versions of a law sharing a chapter word for word give the same prompt) are sent once:
+        the first caller sends it, the others wait for its result (single-flight on the cache key).
+        The cache is checked again after a concurrency slot is taken, because a request queued
+        behind the semaphore may have been answered meanwhile.
+        """
+        key = self.key_for(messages)
+        while True:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.cache_hits += 1
+                return LLMResult(hit["content"], hit["finish_reason"], hit["usage"], True, hit["attempts"], key)
+            leader = self._inflight.get(key)
+            if leader is None:
+                break
+            try:
+                res = await asyncio.shield(leader)
+            except _LeaderCancelled:
+                continue  # the sender was cancelled: try again (cache first), possibly as the sender
+            except LLMError:
+                self.usage.shared += 1  # the shared request failed: this caller gets the same failure
+                raise
+            self.usage.shared += 1
+            return LLMResult(res.content, res.finish_reason, res.usage, False, res.attempts, key, shared=True)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            res = await self._send(key, messages)
+        except LLMError as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody waited
+            raise
+        except BaseException:
+            fut.set_exception(_LeaderCancelled())
+            fut.exception()
+            raise
+        else:
+            fut.set_result(res)
+            return res
+        finally:
+            del self._inflight[key]
+
+    async def _send(self, key: str, messages: list[dict[str, str]]) -> LLMResult:
         import openai
 
-        key = self.key_for(messages)
-        hit = self.cache.get(key)
-        if hit is not None:
-            self.usage.cache_hits += 1
-            return LLMResult(hit["content"], hit["finish_reason"], hit["usage"], True, hit["attempts"], key)
         est_tokens = sum(len(m["content"]) for m in messages) + self.cfg.max_tokens
         attempt = 0
         async with self._sem:
+            hit = self.cache.get(key)  # answered while this request waited for a slot
+            if hit is not None:
+                self.usage.cache_hits += 1
+                return LLMResult(hit["content"], hit["finish_reason"], hit["usage"], True, hit["attempts"], key)
             while True:
                 attempt += 1
                 await self._limiter.acquire(est_tokens)

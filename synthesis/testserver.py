@@ -15,7 +15,9 @@ to. For each request it picks a behaviour:
 A *script* maps a substring of the user message to a list of behaviours consumed one per request
 (then ``default``). Requests are counted per item — the sha256 of the user message, which is what
 ``item_key`` computes — as ``received`` and ``answered`` (a 200 fully written), so a test can
-assert that an item was requested exactly once. Loopback only; every sleep is bounded.
+assert that an item was requested exactly once, and per request-cache key
+(``received_requests``: the key the client's cache uses), so a test can match the server's view with
+what a client has cached. Loopback only; every sleep is bounded.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ class FakeChatServer:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.model = model
         self.received: Counter[str] = Counter()
+        # per request-cache key (model, messages, sampling parameters): what the client pays for
+        self.received_requests: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
         self.behaviours: Counter[str] = Counter()
         self.seen_auth: set[str] = set()
@@ -145,8 +149,13 @@ class FakeChatServer:
         user = next((m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         key = item_key(user)
         behaviour = self._pick(user)
+        from .request_cache import request_key
+
+        rkey = request_key(body.get("model", ""), body.get("messages", []),
+                           {k: body.get(k) for k in ("temperature", "top_p", "max_tokens")})
         with self._lock:
             self.received[key] += 1
+            self.received_requests[rkey] += 1
             self.behaviours[behaviour] += 1
             self.received_at.append(time.monotonic())
             self.in_flight += 1

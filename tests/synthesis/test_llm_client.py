@@ -108,3 +108,47 @@ def test_truncated_output_is_cached_not_resent(fake_server, tmp_path):
     assert r.finish_reason == "length" and r.content.startswith("```json")
     (again,) = asyncio.run(_run(_client(s, tmp_path), "T"))
     assert again.cached and sum(s.received.values()) == 1
+
+
+def test_identical_requests_in_flight_are_sent_once(fake_server, tmp_path):
+    s = fake_server(latency_s=0.2, script={"FAIL": ["bad_request"]})
+    c = _client(s, tmp_path, max_concurrency=2)
+
+    async def go():
+        same = [c.complete(_msgs("SAME")) for _ in range(5)]
+        other = [c.complete(_msgs(f"O{i}")) for i in range(3)]
+        failing = [c.complete(_msgs("FAIL")) for _ in range(2)]
+        res = await asyncio.gather(*same, *other, *failing, return_exceptions=True)
+        await c.aclose()
+        return res
+
+    res = asyncio.run(go())
+    same, failing = res[:5], res[8:]
+    assert len({r.content for r in same}) == 1 and sum(r.shared for r in same) == 4
+    assert all(isinstance(e, LLMError) and e.reason == "http_400" for e in failing)  # a shared failure
+    assert s.received[item_key(_msgs("SAME")[0]["content"])] == 1
+    assert s.received[item_key(_msgs("FAIL")[0]["content"])] == 1
+    assert sum(s.received_requests.values()) == len(s.received_requests) == 5  # SAME, O0-O2, FAIL
+    assert c.usage.requests == 5 and c.usage.shared == 5
+
+
+def test_two_versions_of_a_law_pay_each_distinct_prompt_once(fake_server, tmp_path, in_repo, monkeypatch):
+    """海洋观测预报管理条例 2012 and 2023 share most chapters word for word: each distinct prompt is paid once."""
+    from corpora_manifests.models import load_manifest
+    from synthesis.pipeline import run_synthesis
+
+    from .conftest import DEMO_CONFIG, SYNTH_FIXTURES
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    s = fake_server(latency_s=0.05)
+    out = tmp_path / "run"
+    run_synthesis(str(DEMO_CONFIG), [
+        f"output_dir={out}", "generator=llm", f"llm.base_url={s.base_url}", "llm.max_concurrency=8",
+        f"source.path={SYNTH_FIXTURES / 'ocean_regulation_versions.jsonl'}", "review.required=true",
+        "prompts.report_fraction=0.2"], progress=False)
+    usage = load_manifest(out / "sft_stage2").producer.usage
+    paid = sum(s.received_requests.values())
+    distinct = len(s.received_requests)
+    jobs = usage["completed"] + usage["shared"] + usage["cache_hits"]
+    assert paid == distinct == usage["requests"] == usage["completed"]
+    assert usage["shared"] >= 1 and jobs > distinct  # the versions did share prompts, and they were merged
