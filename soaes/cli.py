@@ -23,7 +23,7 @@ app = typer.Typer(
 app.add_typer(curate_app, name="curate", help="CPT corpus: extract, clean, filter, redact PII, dedup, shard.")
 app.add_typer(filters_app, name="filters", help="SFT stage 1: language ID, domain classifier, instruction filtering.")
 app.add_typer(synth_app, name="synth", help="SFT stage 2: chunk documents, generate Q&A with GLM-4 or rules, split.")
-app.add_typer(review_app, name="review", help="Human review of generated Q&A: export, import, status.")
+app.add_typer(review_app, name="review", help="Human review of generated Q&A: export, import, status, resolve, the review app (serve).")
 app.add_typer(train_app, name="train", help="Training from manifests: continual pre-training and curriculum SFT.")
 app.add_typer(distill_app, name="distill", help="Offline distillation: capture teacher top-k log-probs (train with `soaes train distill`).")
 app.add_typer(manifest_app, name="manifest", help="The manifest contract: verify, show, schema, export.")

@@ -1,28 +1,39 @@
 """The review store: one SQLite file shared by the pipeline, the review import/export round trip
 and the built-in review app.
 
-Schema (``SCHEMA_VERSION`` 1; see docs/synthesis.md):
+Schema (``SCHEMA_VERSION`` 2; see docs/synthesis.md):
 
 * ``items``      one row per generated or rule-made Q&A item; ``status`` is derived from the
                  decisions (``pending | approved | rejected | conflict``) and kept up to date by
-                 ``record_decision``;
-* ``decisions``  append-only history: who decided what, when, through which channel, with the
-                 edited answer; ``fingerprint`` (item, annotator, decision, answer) is unique, so a
-                 re-import of the same file records nothing new;
+                 ``record_decision``; ``version`` grows with every decision on the item (optimistic
+                 concurrency: a save made against an older version is refused as stale);
+* ``decisions``  append-only events: who decided what, when (the annotation's own time), through
+                 which channel, with the annotation's own id (``source_id``: Label Studio's
+                 annotation id) and the edited answer. ``fingerprint`` (item, annotator, decision,
+                 answer, adjudication, annotation id, annotation time) is unique, so re-importing a
+                 file records nothing new, while a revised annotation (new ``updated_at``) is a new
+                 event even when it returns to an earlier decision;
+* ``audit``      one row per recorded decision and per refused stale save: actor, time, channel,
+                 the item's state before and after (status, final answer, version);
+* ``exports``    which version of an item was last exported to which target (export selects items
+                 not yet exported or changed since);
+* ``users``      review-app annotators: name, role (annotator | lead), sha256 of their token;
 * ``splits``     the split each document group was assigned to (stable across rebuilds);
-* ``meta``       key/value (schema version).
+* ``meta``       key/value (schema version, the review app's session secret).
 
-Status rules: each annotator's latest decision counts (an annotator may revise their own);
-annotators who disagree (accept vs reject, or different edited answers) make a ``conflict``,
-reported and never silently overwritten; a decision recorded with ``resolve=True`` (an
-adjudicator) settles a conflict. Only ``approved`` items flow into the shards, with the edited
-answer when there is one. SQLite in WAL mode: many readers (the review app) beside one writer.
+Status rules: each annotator's latest decision (by annotation time) counts — an annotator may
+revise their own; annotators who disagree (accept vs reject, or different edited answers) make a
+``conflict``, reported and never silently overwritten; a decision recorded with ``resolve=True``
+(a lead) settles it, and only decisions made after that settlement can reopen it. Only
+``approved`` items flow into the shards, with the edited answer when there is one. SQLite in WAL
+mode: many readers (the review app) beside one writer; every write is one short transaction.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +41,8 @@ from typing import Any, Iterable, Iterator
 
 from .items import QAItem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+ROLES = ("annotator", "lead")
 STATUSES = ("pending", "approved", "rejected", "conflict")
 DECISIONS = ("accept", "reject")
 
@@ -50,7 +62,8 @@ CREATE TABLE IF NOT EXISTS items (
   metadata   TEXT NOT NULL DEFAULT '{}',
   created_at TEXT NOT NULL,
   status     TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'rejected', 'conflict')),
-  final_answer TEXT
+  final_answer TEXT,
+  version    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_status ON items (status);
 CREATE INDEX IF NOT EXISTS items_group ON items (doc_group);
@@ -65,9 +78,38 @@ CREATE TABLE IF NOT EXISTS decisions (
   comment       TEXT,
   resolves_conflict INTEGER NOT NULL DEFAULT 0,
   fingerprint   TEXT NOT NULL UNIQUE,
-  imported_at   TEXT NOT NULL
+  imported_at   TEXT NOT NULL,
+  source_id     TEXT,
+  decided_ts    REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS decisions_item ON decisions (item_id);
+CREATE INDEX IF NOT EXISTS decisions_annotator ON decisions (annotator);
+CREATE TABLE IF NOT EXISTS audit (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  item_id     TEXT NOT NULL,
+  action      TEXT NOT NULL,          -- decision | resolve | stale_save
+  actor       TEXT NOT NULL,
+  at          TEXT NOT NULL,
+  channel     TEXT NOT NULL,
+  decision_id INTEGER,
+  before      TEXT NOT NULL,          -- JSON {status, final_answer, version}
+  after       TEXT NOT NULL,          -- JSON: the state after, or the refused save
+  detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_item ON audit (item_id);
+CREATE TABLE IF NOT EXISTS exports (
+  item_id     TEXT NOT NULL,
+  target      TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  exported_at TEXT NOT NULL,
+  PRIMARY KEY (item_id, target)
+);
+CREATE TABLE IF NOT EXISTS users (
+  name         TEXT PRIMARY KEY,
+  role         TEXT NOT NULL CHECK (role IN ('annotator', 'lead')),
+  token_sha256 TEXT NOT NULL UNIQUE,
+  created_at   TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS splits (
   doc_group TEXT NOT NULL,
   seed      INTEGER NOT NULL,
@@ -80,16 +122,33 @@ CREATE TABLE IF NOT EXISTS splits (
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_time(value: str | None) -> float | None:
+    """Seconds since the epoch of an ISO-8601 time (``Z``, offsets, naive = UTC); None if unreadable."""
+    if not value:
+        return None
+    v = str(value).strip()
+    if v.endswith(("Z", "z")):
+        v = v[:-1] + "+00:00"
+    try:
+        t = _dt.datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return t.timestamp()
 
 
 @dataclass
 class DecisionOutcome:
     item_id: str
-    result: str  # "recorded" | "duplicate" | "unknown_item" | "invalid"
+    result: str  # "recorded" | "duplicate" | "unknown_item" | "invalid" | "stale"
     status: str | None = None  # the item's status afterwards
     conflict: bool = False
     detail: str = ""
+    version: int | None = None  # the item's version afterwards (or now, for a stale save)
 
 
 @dataclass
@@ -102,6 +161,8 @@ class Decision:
     edited_answer: str | None = None
     comment: str | None = None
     resolves_conflict: bool = False
+    source_id: str | None = None
+    id: int | None = None
 
 
 @dataclass
@@ -111,6 +172,21 @@ class StoredItem:
     final_answer: str | None
     created_at: str
     decisions: list[Decision] = field(default_factory=list)
+    version: int = 0
+
+
+@dataclass
+class User:
+    name: str
+    role: str
+    created_at: str
+
+
+_MIGRATIONS = (  # (table, column, definition): columns added after schema version 1
+    ("items", "version", "INTEGER NOT NULL DEFAULT 0"),
+    ("decisions", "source_id", "TEXT"),
+    ("decisions", "decided_ts", "REAL NOT NULL DEFAULT 0"),
+)
 
 
 class ReviewStore:
@@ -127,8 +203,23 @@ class ReviewStore:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
         if not readonly:
+            self._migrate()
             self._db.executescript(_SCHEMA)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+
+    def _migrate(self) -> None:
+        """A version-1 store gains the new columns (existing decisions keep their order by time)."""
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "items" not in tables:
+            return
+        with self._tx():
+            for table, col, definition in _MIGRATIONS:
+                cols = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if col not in cols:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {definition}")
+            for did, at in self._db.execute("SELECT id, decided_at FROM decisions WHERE decided_ts=0").fetchall():
+                self._db.execute("UPDATE decisions SET decided_ts=? WHERE id=?", (parse_time(at) or 0.0, did))
 
     def close(self) -> None:
         self._db.close()
@@ -166,14 +257,15 @@ class ReviewStore:
         return s
 
     def list_items(self, status: str | None = None, origin: str | None = None, limit: int | None = None,
-                   offset: int = 0) -> list[StoredItem]:
+                   offset: int = 0, doc_group: str | None = None, annotator: str | None = None) -> list[StoredItem]:
         where, args = [], []
-        if status:
-            where.append("status=?")
-            args.append(status)
-        if origin:
-            where.append("origin=?")
-            args.append(origin)
+        for col, val in (("status", status), ("origin", origin), ("doc_group", doc_group)):
+            if val:
+                where.append(f"{col}=?")
+                args.append(val)
+        if annotator:
+            where.append("item_id IN (SELECT item_id FROM decisions WHERE annotator=?)")
+            args.append(annotator)
         sql = f"SELECT {_ITEM_COLS} FROM items"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -201,64 +293,132 @@ class ReviewStore:
         return counts
 
     def counts_by(self, column: str) -> dict[str, dict[str, int]]:
-        if column not in ("origin", "task_type"):
+        if column not in ("origin", "task_type", "doc_group"):
             raise ValueError(column)
         out: dict[str, dict[str, int]] = {}
         for key, status, n in self._db.execute(f"SELECT {column}, status, COUNT(*) FROM items GROUP BY 1, 2"):
             out.setdefault(key, {})[status] = n
         return out
 
+    def documents(self) -> list[dict[str, Any]]:
+        """One row per document group: its title and item count (the review app's filter)."""
+        return [{"doc_group": g, "title": t, "items": n} for g, t, n in self._db.execute(
+            "SELECT doc_group, MIN(title), COUNT(*) FROM items GROUP BY doc_group ORDER BY MIN(title), doc_group")]
+
+    def annotators(self) -> list[dict[str, Any]]:
+        return [{"annotator": a, "decisions": n, "items": m} for a, n, m in self._db.execute(
+            "SELECT annotator, COUNT(*), COUNT(DISTINCT item_id) FROM decisions GROUP BY annotator ORDER BY annotator")]
+
     # ---- decisions -----------------------------------------------------------------------------
     def decisions_for(self, item_id: str) -> list[Decision]:
         rows = self._db.execute(
-            "SELECT item_id, decision, annotator, decided_at, channel, edited_answer, comment, resolves_conflict"
-            " FROM decisions WHERE item_id=? ORDER BY decided_at, id", (item_id,)).fetchall()
-        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows]
+            "SELECT item_id, decision, annotator, decided_at, channel, edited_answer, comment, resolves_conflict,"
+            " source_id, id FROM decisions WHERE item_id=? ORDER BY decided_ts, id", (item_id,)).fetchall()
+        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9]) for r in rows]
 
     def record_decision(self, item_id: str, decision: str, annotator: str, *, edited_answer: str | None = None,
                         decided_at: str | None = None, channel: str = "app", comment: str | None = None,
-                        resolve: bool = False) -> DecisionOutcome:
-        """Record one reviewer decision; idempotent; returns the item's status afterwards.
+                        resolve: bool = False, source_id: str | None = None,
+                        expected_version: int | None = None) -> DecisionOutcome:
+        """Record one decision event; idempotent; returns the item's status afterwards.
 
         ``decision`` is ``accept`` or ``reject``; an ``edited_answer`` equal to the generated one
-        counts as no edit. ``resolve=True`` marks an adjudication that settles a conflict.
+        counts as no edit. ``resolve=True`` marks a lead's settlement. ``decided_at`` is the
+        annotation's own time and ``source_id`` its own id (both part of the event's identity, so
+        a revised annotation is a new event and a re-imported one is not); without ``decided_at``
+        the event is timed now. ``expected_version`` (the review app): if the item changed since
+        the annotator opened it, nothing is decided — the outcome is ``stale`` (the refused save
+        is kept in the audit) and the caller shows both versions.
         """
         if decision not in DECISIONS:
             return DecisionOutcome(item_id, "invalid", detail=f"decision must be one of {DECISIONS}, got {decision!r}")
         if not annotator:
             return DecisionOutcome(item_id, "invalid", detail="annotator is required")
+        ts = parse_time(decided_at)
+        if decided_at and ts is None:
+            return DecisionOutcome(item_id, "invalid", detail=f"unreadable decision time {decided_at!r}")
         with self._tx():
-            row = self._db.execute("SELECT answer, status FROM items WHERE item_id=?", (item_id,)).fetchone()
+            row = self._db.execute("SELECT answer, status, final_answer, version FROM items WHERE item_id=?",
+                                   (item_id,)).fetchone()
             if row is None:
                 return DecisionOutcome(item_id, "unknown_item")
-            answer, old_status = row
+            answer, old_status, old_final, version = row
+            before = {"status": old_status, "final_answer": old_final, "version": version}
             if edited_answer is not None and (not edited_answer.strip() or edited_answer.strip() == answer.strip()):
                 edited_answer = None
             if decision == "reject":
                 edited_answer = None
+            now = _now()
+            if expected_version is not None and expected_version != version:
+                self._db.execute(
+                    "INSERT INTO audit (item_id, action, actor, at, channel, before, after, detail)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (item_id, "stale_save", annotator, now, channel, json.dumps(before, ensure_ascii=False),
+                     json.dumps({"decision": decision, "edited_answer": edited_answer, "comment": comment,
+                                 "resolve": resolve, "expected_version": expected_version}, ensure_ascii=False),
+                     "refused: the item changed since it was opened"))
+                return DecisionOutcome(item_id, "stale", old_status, old_status == "conflict",
+                                       detail=f"item is at version {version}, the save was made on {expected_version}",
+                                       version=version)
+            if source_id:  # a revision of a known annotation keeps its annotator's name (user maps may differ)
+                known = self._db.execute("SELECT annotator FROM decisions WHERE item_id=? AND source_id=? LIMIT 1",
+                                         (item_id, source_id)).fetchone()
+                annotator = known[0] if known else annotator
+            when = repr(ts) if ts is not None else ""
+            if ts is None and source_id is None:
+                # An untimed row (a CSV without decided_at): a new event only if it differs from this
+                # annotator's latest decision, so re-importing a file records nothing while a changed
+                # mind is kept. With times (Label Studio, the app, a decided_at column) order is exact.
+                last = self._db.execute(
+                    "SELECT decision, edited_answer FROM decisions WHERE item_id=? AND annotator=?"
+                    " AND resolves_conflict=? ORDER BY decided_ts DESC, id DESC LIMIT 1",
+                    (item_id, annotator, int(resolve))).fetchone()
+                if last is not None and tuple(last) == (decision, edited_answer):
+                    return DecisionOutcome(item_id, "duplicate", old_status, old_status == "conflict", version=version)
+                if last is not None:
+                    when = now
+            # An annotation with its own id is identified by it (not by the annotator's display name,
+            # which a user map may change between imports).
+            who = "" if source_id else annotator
             fp = hashlib.sha256("\x00".join(
-                [item_id, annotator, decision, edited_answer or "", "R" if resolve else ""]).encode()).hexdigest()
+                [item_id, who, decision, edited_answer or "", "R" if resolve else "", source_id or "",
+                 when]).encode()).hexdigest()
+            at = decided_at or now
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO decisions (item_id, decision, edited_answer, annotator, decided_at, channel,"
-                " comment, resolves_conflict, fingerprint, imported_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (item_id, decision, edited_answer, annotator, decided_at or _now(), channel, comment, int(resolve),
-                 fp, _now()))
+                " comment, resolves_conflict, fingerprint, imported_at, source_id, decided_ts)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (item_id, decision, edited_answer, annotator, at, channel, comment, int(resolve), fp, now,
+                 source_id, ts if ts is not None else parse_time(now)))
             if cur.rowcount == 0:
-                return DecisionOutcome(item_id, "duplicate", old_status, old_status == "conflict")
+                return DecisionOutcome(item_id, "duplicate", old_status, old_status == "conflict", version=version)
             status, final = self._derive(item_id, answer)
-            self._db.execute("UPDATE items SET status=?, final_answer=? WHERE item_id=?", (status, final, item_id))
-        return DecisionOutcome(item_id, "recorded", status, status == "conflict")
+            version += 1
+            self._db.execute("UPDATE items SET status=?, final_answer=?, version=? WHERE item_id=?",
+                             (status, final, version, item_id))
+            after = {"status": status, "final_answer": final, "version": version}
+            self._db.execute(
+                "INSERT INTO audit (item_id, action, actor, at, channel, decision_id, before, after, detail)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (item_id, "resolve" if resolve else "decision", annotator, now, channel, cur.lastrowid,
+                 json.dumps(before, ensure_ascii=False), json.dumps(after, ensure_ascii=False),
+                 f"{decision}{' (edited)' if edited_answer else ''}{': ' + comment if comment else ''}"))
+        return DecisionOutcome(item_id, "recorded", status, status == "conflict", version=version)
 
     def _derive(self, item_id: str, answer: str) -> tuple[str, str | None]:
-        decisions = self.decisions_for(item_id)
-        resolutions = [d for d in decisions if d.resolves_conflict]
-        if resolutions:
-            effective = [resolutions[-1]]
+        decisions = self.decisions_for(item_id)  # ordered by annotation time, then arrival
+        last_resolution = max((n for n, d in enumerate(decisions) if d.resolves_conflict), default=None)
+        latest: dict[str, Decision] = {}
+        effective: list[Decision] = []
+        if last_resolution is not None:
+            effective.append(decisions[last_resolution])
+            later = decisions[last_resolution + 1:]  # only what was decided after the settlement counts
         else:
-            latest: dict[str, Decision] = {}
-            for d in decisions:  # ordered by time: each annotator's latest decision counts
-                latest[d.annotator] = d
-            effective = list(latest.values())
+            later = decisions
+        for d in later:
+            if not d.resolves_conflict:
+                latest[d.annotator] = d  # each annotator's latest decision counts
+        effective += list(latest.values())
         if not effective:
             return "pending", None
         verdicts = {(d.decision, d.edited_answer if d.decision == "accept" else None) for d in effective}
@@ -275,6 +435,24 @@ class ReviewStore:
             s.decisions = self.decisions_for(s.item.item_id)
         return items
 
+    def effective_decisions(self, item_id: str) -> list[Decision]:
+        """The decisions that make the item's status now (what a lead compares in a conflict)."""
+        decisions = self.decisions_for(item_id)
+        last_resolution = max((n for n, d in enumerate(decisions) if d.resolves_conflict), default=None)
+        out: list[Decision] = [decisions[last_resolution]] if last_resolution is not None else []
+        latest: dict[str, Decision] = {}
+        for d in decisions[(last_resolution + 1) if last_resolution is not None else 0:]:
+            if not d.resolves_conflict:
+                latest[d.annotator] = d
+        return out + list(latest.values())
+
+    def audit_for(self, item_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT id, action, actor, at, channel, decision_id, before, after, detail FROM audit"
+            " WHERE item_id=? ORDER BY id", (item_id,)).fetchall()
+        return [{"id": r[0], "action": r[1], "actor": r[2], "at": r[3], "channel": r[4], "decision_id": r[5],
+                 "before": json.loads(r[6]), "after": json.loads(r[7]), "detail": r[8]} for r in rows]
+
     def approvals_fingerprint(self) -> str:
         """Changes whenever the set of approved items or their final answers changes."""
         h = hashlib.sha256()
@@ -282,6 +460,58 @@ class ReviewStore:
                 "SELECT item_id, final_answer FROM items WHERE status='approved' ORDER BY item_id"):
             h.update(f"{item_id}\x00{final}\x01".encode("utf-8"))
         return h.hexdigest()
+
+    # ---- exports -------------------------------------------------------------------------------
+    def select_for_export(self, statuses: Iterable[str], target: str, everything: bool = False,
+                          limit: int | None = None) -> list[StoredItem]:
+        """Items in ``statuses`` not yet exported to ``target``, or changed since (``everything``: all)."""
+        statuses = list(statuses)
+        sql = (f"SELECT {_ITEM_COLS_I} FROM items i LEFT JOIN exports e ON e.item_id=i.item_id AND e.target=?"
+               f" WHERE i.status IN ({','.join('?' * len(statuses))})")
+        if not everything:
+            sql += " AND (e.version IS NULL OR e.version != i.version)"
+        sql += " ORDER BY i.doc_group, i.chunk_id, i.item_id"
+        args: list[Any] = [target, *statuses]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_stored(r) for r in self._db.execute(sql, args)]
+
+    def mark_exported(self, items: Iterable[StoredItem], target: str) -> None:
+        now = _now()
+        with self._tx():
+            self._db.executemany("INSERT OR REPLACE INTO exports VALUES (?,?,?,?)",
+                                 [(s.item.item_id, target, s.version, now) for s in items])
+
+    # ---- review-app users ----------------------------------------------------------------------
+    def add_user(self, name: str, role: str = "annotator") -> str:
+        """Create (or re-key) an annotator; return their new token (only its sha256 is stored)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        if not name.strip():
+            raise ValueError("a user needs a name")
+        token = secrets.token_urlsafe(24)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        with self._tx():
+            self._db.execute("INSERT INTO users VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET role=excluded.role,"
+                             " token_sha256=excluded.token_sha256", (name.strip(), role, digest, _now()))
+        return token
+
+    def user_for_token(self, token: str) -> User | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        row = self._db.execute("SELECT name, role, created_at FROM users WHERE token_sha256=?", (digest,)).fetchone()
+        return User(*row) if row else None
+
+    def users(self) -> list[User]:
+        return [User(*r) for r in self._db.execute("SELECT name, role, created_at FROM users ORDER BY name")]
+
+    def secret(self) -> bytes:
+        """The review app's session-signing secret: made once, kept in the store (sessions survive restarts)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='app_secret'").fetchone()
+        if row is None:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('app_secret', ?)", (secrets.token_hex(32),))
+            row = self._db.execute("SELECT value FROM meta WHERE key='app_secret'").fetchone()
+        return bytes.fromhex(row[0])
 
     # ---- split assignments ---------------------------------------------------------------------
     def split_assignments(self, seed: int) -> dict[str, tuple[str, str]]:
@@ -320,11 +550,13 @@ class _Tx:
         return False
 
 
-_ITEM_COLS = ("item_id, task_type, origin, question, answer, doc_id, doc_group, chunk_id, title, context, metadata,"
-              " status, final_answer, created_at")
+_COLS = ("item_id", "task_type", "origin", "question", "answer", "doc_id", "doc_group", "chunk_id", "title",
+         "context", "metadata", "status", "final_answer", "created_at", "version")
+_ITEM_COLS = ", ".join(_COLS)
+_ITEM_COLS_I = ", ".join("i." + c for c in _COLS)
 
 
 def _stored(r: Any) -> StoredItem:
     item = QAItem(item_id=r[0], task_type=r[1], origin=r[2], question=r[3], answer=r[4], doc_id=r[5],
                   doc_group=r[6], chunk_id=r[7], title=r[8], context=r[9], metadata=json.loads(r[10]))
-    return StoredItem(item=item, status=r[11], final_answer=r[12], created_at=r[13])
+    return StoredItem(item=item, status=r[11], final_answer=r[12], created_at=r[13], version=r[14])

@@ -105,7 +105,7 @@ def test_labelstudio_json_export_import(review_run):
         assert rejected.status == "rejected"
         assert cancelled.status == "pending" and untouched.status == "pending"
         assert conflict.status == "conflict" and {x.decision for x in conflict.decisions} == {"accept", "reject"}
-        assert by_object.status == "approved" and by_object.decisions[0].annotator == "labelstudio:reviewer@example.org"
+        assert by_object.status == "approved" and by_object.decisions[0].annotator == "reviewer@example.org"
         assert accepted.decisions[0].annotator == "labelstudio:3"
         assert accepted.decisions[0].decided_at == "2026-11-21T09:30:00.000000Z"
         assert accepted.decisions[0].channel == "labelstudio"
