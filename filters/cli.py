@@ -64,7 +64,7 @@ def predict(
 
     from .domain.model import DomainModel
     from .readers import Malformed, read_samples
-    from .text import dialogue_text
+    from .text import domain_text
 
     if not input.exists():
         raise UserError(f"input not found: {input}")
@@ -77,7 +77,7 @@ def predict(
             if isinstance(s, Malformed):
                 typer.echo(json.dumps({"id": s.id, "error": s.reason, "detail": s.detail}, ensure_ascii=False))
             else:
-                items.append((s.id, dialogue_text(s.messages)))
+                items.append((s.id, domain_text(s.messages)))
     for start in range(0, len(items), 1024):
         chunk = items[start:start + 1024]
         for (rid, _), p in zip(chunk, m.predict([t for _, t in chunk])):

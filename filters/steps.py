@@ -192,7 +192,11 @@ class DomainFilter(BaseFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         self._load()
         m = self._model
-        domains, p_ins, is_ins = m.predict_arrays(m.lines([d.text for d in batch]))
+        from .text import domain_text
+
+        # the question decides (answers only when the question is too short to show a topic)
+        texts = [domain_text(d.metadata["messages"]) if d.metadata.get("messages") else d.text for d in batch]
+        domains, p_ins, is_ins = m.predict_arrays(m.lines(texts))
         out = []
         for doc, dom, p_in, is_in in zip(batch, domains, p_ins.tolist(), is_ins.tolist()):
             clf_in = is_in and (self.keep_domains is None or dom in self.keep_domains or dom == "in")
@@ -209,7 +213,7 @@ class DomainFilter(BaseFilter):
 
 
 class InstructionDedupFilter(BaseFilter):
-    """Drop near-duplicates of the first user turn (datasketch MinHashLSH, char n-grams)."""
+    """Drop near-duplicates of the first user turn (datasketch MinHashLSH candidates, exact Jaccard verified)."""
 
     name = "🫂 instruction near-dedup"
 
@@ -226,11 +230,15 @@ class InstructionDedupFilter(BaseFilter):
             self._dd = InstructionDeduplicator(**self.kw)
         self._n += 1
         key = f"{doc.metadata.get('source')}/{doc.id}/{self._n}"
+        before = self._dd.rejected_candidates
         dup = self._dd.check(key, _first_user(doc))
+        if self._dd.rejected_candidates > before:
+            self.stat_update("lsh_candidate_below_threshold")  # proposed by LSH, refuted by the exact Jaccard
         if dup is None:
             doc.metadata["dedup.key"] = key
             return True
         doc.metadata["dedup.duplicate_of"] = dup
+        doc.metadata["dedup.jaccard"] = self._dd.last_jaccard
         return False, "near_duplicate"
 
 

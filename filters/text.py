@@ -58,3 +58,14 @@ _PUNCT_OR_SPACE = re.compile(r"[\s\W_]+", re.U)
 def normalise_for_match(text: str) -> str:
     """NFKC, lower case, whitespace and punctuation removed: formatting cannot hide an overlap."""
     return _PUNCT_OR_SPACE.sub("", unicodedata.normalize("NFKC", text).lower())
+
+
+def domain_text(messages: list[dict], min_user_chars: int = 24) -> str:
+    """What the domain classifier reads: the user turns (code removed); the first answer is added
+    only when the user said too little to show a topic (< ``min_user_chars`` characters), so a
+    long answer never outweighs the question it answers."""
+    user = strip_code("\n".join(m["content"] for m in messages if m.get("role") == "user" and m.get("content"))).strip()
+    if len(user) >= min_user_chars:
+        return user
+    answer = next((m["content"] for m in messages if m.get("role") == "assistant" and m.get("content")), "")
+    return f"{user}\n{strip_code(answer).strip()}" if answer else user

@@ -1,0 +1,55 @@
+"""Leave-one-source-family-out evaluation of the domain classifier (needs ../shared/data).
+
+    nice python benchmarks/domain_lofo.py [--data ../shared/data] [--families news_titles,exam]
+                                          [--systems kw1,kw2,fasttext,ours] [--json out.json] [--md out.md]
+
+For each family (news titles, exam questions, abstracts, app descriptions, instructions,
+statutes/policy; ``filters/domain/families.py``) every trained system is fitted on the other
+families' training records, its threshold set on their validation records, and scored on the
+held-out family: binary in-domain P/R/F1 with 95 % bootstrap intervals, beside the keyword
+baselines (≥ 1 / ≥ 2 hits) — see ``filters/domain/lofo.py``. One run; the table is printed as
+Markdown for docs/filters.md and benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    from filters.domain.families import FAMILIES, iter_family_records
+    from filters.domain.lofo import markdown_table, run_lofo
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--systems", default="kw1,kw2,fasttext,ours")
+    ap.add_argument("--workdir", default=str(REPO / "build" / "lofo"))
+    ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--md", default=None)
+    args = ap.parse_args()
+    t0 = time.time()
+    records = list(iter_family_records(args.data))
+    systems = tuple(args.systems.split(","))
+    res = run_lofo(records, Path(args.workdir), systems=systems, families=tuple(args.families.split(",")),
+                   n_boot=args.boot, log=lambda s: print(s, flush=True))
+    res["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
+                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": round(time.time() - t0)}
+    md = markdown_table(res, systems)
+    print(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=2), encoding="utf-8")
+    if args.md:
+        Path(args.md).write_text(md + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

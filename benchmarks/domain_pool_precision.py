@@ -1,0 +1,122 @@
+"""Precision of the domain filter on a topic-diverse instruction pool (Alpaca-zh + ShareGPT).
+
+    python benchmarks/domain_pool_precision.py sample [--data ../shared/data] [--model M] [--n 200]
+    python benchmarks/domain_pool_precision.py score
+
+``sample``: the pool (``alpaca_zh_carbonz0`` + ``sharegpt_zh_1k``, 21,465 records; needs
+../shared/data) goes through the stage-1 language filter (``LanguageIdentifier``, default policy)
+and the domain classifier exactly as ``DomainFilter`` reads a sample (``filters.text.domain_text``);
+``--n`` kept and ``--n`` dropped Chinese records are drawn at random (seed 12) and written to
+``benchmarks/domain_pool/sample.jsonl`` with the model's output. Labels are then written by hand
+into ``benchmarks/domain_pool/labels.jsonl`` ({id, label: in|out, note}) following
+``benchmarks/domain_pool/RULE.md`` (written before labelling).
+``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
+intervals, and the implied recall on the pool.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / "benchmarks" / "domain_pool"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return [round(c - h, 4), round(c + h, 4)]
+
+
+def pool(data: Path):
+    from filters.readers import Malformed, read_samples
+
+    for name in ("alpaca_zh_carbonz0", "sharegpt_zh_1k"):
+        for s in read_samples(data / name / "data.jsonl", "auto", name):
+            if not isinstance(s, Malformed):
+                yield name, s
+
+
+def sample(args) -> None:
+    from filters.domain.model import DomainModel
+    from filters.langid import LanguageIdentifier
+    from filters.text import domain_text
+
+    lid = LanguageIdentifier()
+    model = DomainModel(args.model)
+    recs = []
+    counts = Counter()
+    for name, s in pool(Path(args.data)):
+        counts["read"] += 1
+        if not lid.identify(s.messages).keep:
+            counts["not_chinese"] += 1
+            continue
+        recs.append((name, s, domain_text(s.messages)))
+    preds = model.predict([t for _, _, t in recs])
+    kept = [(r, p) for r, p in zip(recs, preds) if p.is_in]
+    dropped = [(r, p) for r, p in zip(recs, preds) if not p.is_in]
+    counts.update(chinese=len(recs), kept=len(kept), dropped=len(dropped))
+    rng = random.Random(12)
+    rows = []
+    for which, items in (("kept", kept), ("dropped", dropped)):
+        for (name, s, text), p in rng.sample(items, min(args.n, len(items))):
+            user = next((m["content"] for m in s.messages if m["role"] == "user"), "")
+            ans = next((m["content"] for m in s.messages if m["role"] == "assistant"), "")
+            rows.append({"id": s.id, "source": name, "set": which, "p_in": round(p.p_in, 4), "domain": p.domain,
+                         "question": user[:400], "answer": ans[:200]})
+    OUT.mkdir(parents=True, exist_ok=True)
+    with (OUT / "sample.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    info = {"model": str(model.path), "model_sha256": model.info.get("model_sha256"), "threshold": model.threshold,
+            "counts": dict(counts), "seed": 12, "n_per_set": args.n}
+    (OUT / "sample_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(json.dumps(info, ensure_ascii=False, indent=2))
+
+
+def score(args) -> None:
+    rows = {r["id"]: r for r in map(json.loads, (OUT / "sample.jsonl").open(encoding="utf-8"))}
+    labels = {r["id"]: r["label"] for r in map(json.loads, (OUT / "labels.jsonl").open(encoding="utf-8"))}
+    missing = [i for i in rows if i not in labels]
+    if missing:
+        raise SystemExit(f"{len(missing)} sampled records have no label, e.g. {missing[:3]}")
+    info = json.loads((OUT / "sample_info.json").read_text(encoding="utf-8"))
+    res = {}
+    for which in ("kept", "dropped"):
+        ids = [i for i, r in rows.items() if r["set"] == which]
+        k = sum(labels[i] == "in" for i in ids)
+        res[which] = {"n": len(ids), "in": k, "share_in": round(k / max(1, len(ids)), 4), "ci95": wilson(k, len(ids))}
+    c = info["counts"]
+    est_in_kept = res["kept"]["share_in"] * c["kept"]
+    est_in_dropped = res["dropped"]["share_in"] * c["dropped"]
+    res["precision_kept"] = res["kept"]["share_in"]
+    res["estimated_recall_on_pool"] = round(est_in_kept / max(1e-9, est_in_kept + est_in_dropped), 4)
+    res["pool"] = c
+    res["model_sha256"] = info.get("model_sha256")
+    print(json.dumps(res, ensure_ascii=False, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sample")
+    s.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    s.add_argument("--model", default=None)
+    s.add_argument("--n", type=int, default=200)
+    sub.add_parser("score")
+    args = ap.parse_args()
+    {"sample": sample, "score": score}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

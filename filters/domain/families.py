@@ -1,0 +1,141 @@
+"""Every labelled source in ``../shared/data`` grouped into *source families* (for leave-one-family-out).
+
+A family is a kind of text the classifier may meet in a pool it never saw: news titles, exam
+questions, scientific abstracts, app descriptions, instructions/dialogues, statutes/policy. A
+model that only learned "statute prose = law" or "multiple choice = law" fails on a family it
+was not trained on; leave-one-family-out evaluation (``filters.domain.lofo``) measures exactly
+that.
+
+Labels follow each folder's ``meta.json`` ``domain_map`` (``ambiguous`` classes are left out) and
+map to ``finance, law, business, politics, other``. Instruction records are represented by their
+question first (``question\\nanswer``): the classifier reads the first 128 characters, so a long
+answer never decides. ShareGPT and Alpaca are *not* here: they are unlabelled, and they are the
+pool whose kept-set precision is measured (benchmarks/domain_pool_precision.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+from corpora_manifests.errors import UserError
+
+FAMILIES = ("news_titles", "exam", "abstracts", "apps", "instructions", "statutes_policy")
+
+CSLDCP_IN = {"法学": "law", "政治学": "politics", "公共管理": "politics", "应用经济学": "finance",
+             "理论经济学": "finance", "农林经济管理": "finance", "工商管理": "business"}
+IFLYTEK_IN = {"政务": "politics", "经营": "business"}  # the other in-domain apps (banking, payment …) → finance
+THUC_IN = {"finance": "finance", "stocks": "finance", "politics": "politics"}
+TNEWS_IN = {"news_finance": "finance", "news_stock": "finance"}
+# LawBench tasks that are exam questions (multiple choice); the rest are legal-document tasks
+LAWBENCH_EXAM = {"1-2", "3-6", "2-8"}
+# BELLE eval categories that read like exam items (word problems, reading comprehension, classification)
+BELLE_EXAM = {"math", "closed qa", "closed\xa0qa", "classification"}
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    if not path.exists():
+        raise UserError(f"shared data file not found: {path} (leave-one-family-out needs ../shared/data)")
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _qa(question: str, answer: str = "") -> str:
+    """What the classifier reads of a Q&A record: ``filters.text.domain_text`` (question first)."""
+    from ..text import domain_text
+
+    return domain_text([{"role": "user", "content": question or ""}, {"role": "assistant", "content": answer or ""}])
+
+
+def _messages_text(msgs: list) -> str:
+    user, bot = [], []
+    for m in msgs:
+        if not isinstance(m, dict):
+            continue
+        role = m.get("from") or m.get("role")
+        val = m.get("value") or m.get("content") or ""
+        (user if role in ("human", "user") else bot).append(val)
+    return _qa("\n".join(user[:1]), "\n".join(bot[:1]))
+
+
+def _rec(family: str, source: str, rid: str, text: str, label: str) -> dict:
+    return {"id": rid, "text": text, "label": label, "source": source, "family": family}
+
+
+def iter_family_records(data: str | Path, max_statute_chunks: int = 3000) -> Iterator[dict]:
+    """All labelled records ``{id, text, label, source, family}`` (ambiguous classes left out)."""
+    from .trainset import CORE_LAW_CATEGORIES, _chunks, _spread
+
+    data = Path(data)
+    if not data.exists():
+        raise UserError(f"shared data directory not found: {data}")
+    # ---- news titles
+    for r in _jsonl(data / "thucnews_titles" / "data.jsonl"):
+        lab = THUC_IN.get(r["label"]) or ("other" if r.get("domain") == "out" else None)
+        if lab:
+            yield _rec("news_titles", "thucnews_titles", r["id"], r["text"], lab)
+    for r in _jsonl(data / "tnews_fewclue" / "data.jsonl"):
+        lab = TNEWS_IN.get(r["label"]) or ("other" if r.get("domain") == "out" else None)
+        if lab:
+            yield _rec("news_titles", "tnews_fewclue", r["id"], r["text"], lab)
+    # ---- exam questions (multiple choice)
+    for r in _jsonl(data / "disc_law_eval" / "mcq.jsonl"):
+        opts = "\n".join(f"{k}. {v}" for k, v in (r.get("options") or {}).items())
+        lab = "finance" if r.get("exam") in ("pfe", "cpa") else "law"
+        yield _rec("exam", "disc_law_mcq", r["id"], f"{r['question']}\n{opts}", lab)
+    for r in _jsonl(data / "lawbench" / "data.jsonl"):
+        if r["task"] in LAWBENCH_EXAM:
+            yield _rec("exam", "lawbench_mcq", r["id"], r.get("question", ""), "law")
+    for r in _jsonl(data / "belle_eval_set" / "data.jsonl"):
+        if r.get("category") in BELLE_EXAM:
+            yield _rec("exam", "belle_eval_exam_like", r["id"], _qa(r["instruction"], r.get("response", "")), "other")
+    # ---- scientific abstracts
+    for r in _jsonl(data / "csldcp_fewclue" / "data.jsonl"):
+        lab = CSLDCP_IN.get(r["label"]) or ("other" if r.get("domain") == "out" else None)
+        if lab:
+            yield _rec("abstracts", "csldcp_fewclue", r["id"], r["text"], lab)
+    # ---- app descriptions
+    for r in _jsonl(data / "iflytek_fewclue" / "data.jsonl"):
+        d = r.get("domain")
+        lab = IFLYTEK_IN.get(r["label"], "finance") if d == "in" else ("other" if d == "out" else None)
+        if lab:
+            yield _rec("apps", "iflytek_fewclue", r["id"], r["text"], lab)
+    # ---- instructions / dialogues (question first)
+    for r in _jsonl(data / "disc_fin_sft_samples" / "data.jsonl"):
+        yield _rec("instructions", "disc_fin_sft", r["id"], _qa(r["instruction"], r.get("response", "")), "finance")
+    for r in _jsonl(data / "disc_fin_eval" / "data.jsonl"):
+        yield _rec("instructions", "disc_fin_eval", r["id"], _qa(r["question"], str(r.get("reference", ""))), "finance")
+    for r in _jsonl(data / "disc_law_eval" / "data.jsonl"):
+        yield _rec("instructions", "disc_law_qa", r["id"], _qa(r["question"], r.get("reference", "")), "law")
+    for r in _jsonl(data / "lawbench" / "data.jsonl"):
+        if r["task"] == "3-8":  # legal consultation questions from the public
+            yield _rec("instructions", "lawbench_consult", r["id"], _qa(r["question"], r.get("reference", "")), "law")
+    for r in _jsonl(data / "medical_sft_1k_ood" / "data.jsonl"):
+        yield _rec("instructions", "medical_sft", r["id"], _messages_text(r["messages"]), "other")
+    for r in _jsonl(data / "belle_seed_tasks" / "data.jsonl"):
+        yield _rec("instructions", "belle_seed", r["id"], _qa(r["instruction"], r.get("response", "")), "other")
+    for r in _jsonl(data / "belle_eval_set" / "data.jsonl"):
+        if r.get("category") not in BELLE_EXAM:
+            yield _rec("instructions", "belle_eval", r["id"], _qa(r["instruction"], r.get("response", "")), "other")
+    # ---- statutes and policy (in-domain only)
+    n = 0
+    for r in _jsonl(data / "lawrefbook_laws" / "laws.jsonl"):
+        if r.get("category") not in CORE_LAW_CATEGORIES and str(r.get("domain_hint")) != "True":
+            continue
+        text = r["text"].split("<!-- INFO END -->", 1)[-1]
+        for j, c in enumerate(_spread(_chunks(text), 2)):
+            if n >= max_statute_chunks:
+                break
+            n += 1
+            yield _rec("statutes_policy", "lawrefbook_laws", f"{r['id']}#{j}", c, "law")
+    for r in _jsonl(data / "govcn_policy_html" / "data.jsonl"):
+        for j, c in enumerate(_chunks(r["text"])):
+            yield _rec("statutes_policy", "govcn_policy", f"{r['id']}#{j}", c, "politics")
+
+
+def in_valid(rid: str, fraction: float = 0.15) -> bool:
+    """Deterministic validation split by record id (model choices and thresholds only)."""
+    return int(hashlib.md5(("valid:" + rid).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
