@@ -269,7 +269,7 @@ class ReviewStore:
         sql = f"SELECT {_ITEM_COLS} FROM items"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY doc_group, chunk_id, item_id"
+        sql += " ORDER BY doc_group, rowid"  # a document's items in generation order (its articles in order)
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args += [limit, offset]
@@ -470,7 +470,7 @@ class ReviewStore:
                f" WHERE i.status IN ({','.join('?' * len(statuses))})")
         if not everything:
             sql += " AND (e.version IS NULL OR e.version != i.version)"
-        sql += " ORDER BY i.doc_group, i.chunk_id, i.item_id"
+        sql += " ORDER BY i.doc_group, i.rowid"
         args: list[Any] = [target, *statuses]
         if limit is not None:
             sql += " LIMIT ?"
