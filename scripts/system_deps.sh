@@ -7,6 +7,7 @@ PKGS=()
 add() { PKGS+=("$@"); }
 # --- each area adds its packages below (one line each, with why) ---
 add chromium chromium-driver        # review app browser tests, report screenshot
+add fonts-wqy-microhei              # Chinese glyphs in review-app screenshots (docs/review_app.png)
 # --- end ---
 missing=()
 for p in "${PKGS[@]}"; do
