@@ -8,15 +8,15 @@ first argument with the same `--set key=value` and `-o/--output DIR` overrides (
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional  # noqa: F401
 
 import typer
+
+from soaes.options import OutputOpt, SetOpt
 
 app = typer.Typer(no_args_is_help=True)
 
 _CONFIG_HELP = "The synth run config (locates the store, with --set/-o as given to `soaes synth run`)."
-_SET_HELP = "Override a config key, as for `soaes synth run`: key.sub=value (repeatable)."
-_OUT_HELP = "The run's output directory (as given to `soaes synth run -o`)."
 _STORE_HELP = "Path of review.sqlite (instead of a config)."
 
 
@@ -30,7 +30,7 @@ def _store_path(config: Optional[str], sets: Optional[List[str]], output: Option
     if config or sets:
         from synthesis.pipeline import load_synth_config
 
-        overrides = list(sets or []) + ([f"output_dir={output}"] if output else [])
+        overrides = list(sets or []) + ([f"output_dir={output}"] if output else [])  # as `synth run -o`
         cfg, _ = load_synth_config(config, overrides)
         return str(cfg.store_path)
     if output:
@@ -74,8 +74,8 @@ def export(
     everything: bool = typer.Option(False, "--all", help="Also items already exported to this target."),
     target: Optional[str] = typer.Option(None, "--target", help="Name of the export target (default: the format)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Export at most this many items."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
@@ -104,8 +104,8 @@ def import_(
     annotator: Optional[str] = typer.Option(None, "--annotator", help="Annotator for rows that name none."),
     users: Optional[str] = typer.Option(None, "--users", help="Label Studio user id -> name map: /api/users JSON, "
                                                               "{\"id\": \"name\"} JSON or CSV id,email."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
@@ -141,8 +141,8 @@ def status(
     config_arg: Optional[str] = typer.Argument(None, metavar="[CONFIG]", help=_CONFIG_HELP),
     conflicts: bool = typer.Option(False, "--conflicts", help="List conflicting decisions."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (always with the conflicts)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
@@ -181,8 +181,8 @@ def resolve(
     answer: Optional[str] = typer.Option(None, "--answer", help="The answer that counts (accept only)."),
     annotator: str = typer.Option("lead", "--annotator", "--by", help="Who settles it (recorded in the audit)."),
     comment: Optional[str] = typer.Option(None, "--comment", help="Why (kept with the decision)."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
@@ -214,8 +214,8 @@ def serve(
     config_arg: Optional[str] = typer.Argument(None, metavar="[CONFIG]", help=_CONFIG_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8080, "--port", help="TCP port."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--db", "--store", help=_STORE_HELP),
 ) -> None:
@@ -230,8 +230,8 @@ def add_user(
     config_or_name: Optional[str] = typer.Argument(None, metavar="[CONFIG]", help=_CONFIG_HELP),
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The annotator's name (shown on decisions)."),
     lead: bool = typer.Option(False, "--lead", help="May settle conflicts."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help=_SET_HELP),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help=_OUT_HELP),
+    set_: SetOpt = None,
+    output: OutputOpt = None,
     config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
     store: Optional[str] = typer.Option(None, "--db", "--store", help=_STORE_HELP),
 ) -> None:
