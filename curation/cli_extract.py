@@ -1,49 +1,59 @@
-"""Registers `soaes curate` commands. Heavy imports stay inside the command functions."""
+"""Registers `soaes curate extract`. Heavy imports stay inside the command functions."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
+
+from soaes.options import (ConfigArg, ExecutorOpt, ForceOpt, OutputOpt, QuietOpt, SetOpt, VerboseOpt, WorkersOpt,
+                           DeprecatedConfigOpt)
+
+InputsArg = Annotated[Optional[List[str]], typer.Argument(
+    help="Files, directories, globs or fsspec URLs (replace the config's inputs).", show_default=False)]
+
+
+def split_config(config: Optional[str], inputs: Optional[List[str]]) -> tuple[Optional[str], list[str]]:
+    """``CONFIG.yaml INPUT...`` or just ``INPUT...``: the config is recognised by its .yaml/.yml suffix."""
+    if config is not None and not config.lower().endswith((".yaml", ".yml")):
+        return None, [config, *(inputs or [])]
+    return config, list(inputs or [])
 
 
 def register(app: typer.Typer) -> None:
     @app.command(
         "extract",
         help="Extract text from HTML/PDF/DOCX/Markdown/TXT/JSONL/parquet inputs, normalise, filter (zh quality), "
-             "redact PII; write CPT shards + manifest.json, rejects/ and a stats table.",
+             "redact PII; write CPT shards + manifest.json, rejects/ and a stats table. "
+             "Usage: extract [CONFIG.yaml] [INPUT...] -o DIR.",
     )
     def extract(
-        inputs: Optional[List[str]] = typer.Argument(None, help="Files, directories, globs or fsspec URLs."),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="Output directory."),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config (configs/curate_extract.yaml)."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Parallel datatrove tasks."),
-        executor: Optional[str] = typer.Option(None, "--executor", help="local | slurm | ray"),
-        set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: key.sub=value (repeatable)."),
+        config: Annotated[Optional[str], typer.Argument(
+            help="The run's YAML config (configs/curate_extract.yaml); optional: a first argument not ending in "
+                 ".yaml/.yml is an INPUT.", show_default=False)] = None,
+        inputs: InputsArg = None,
+        sets: SetOpt = None,
+        output: OutputOpt = None,
+        workers: WorkersOpt = None,
+        executor: ExecutorOpt = None,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+        force: ForceOpt = False,
+        config_flag: DeprecatedConfigOpt = None,
     ) -> None:
-        import json
-        import sys
+        from pathlib import Path
 
-        from corpora_manifests.config import load_config
         from curation.pipelines.extract import ExtractConfig, run_extract
+        from soaes.console import RunConsole
+        from soaes.options import call_with_force, command_line, load_cli_config, pick_config
 
-        overrides = list(set_ or [])
-        # explicit flags come last so they win over --set; values are JSON, which YAML parses verbatim
-        if inputs:
-            overrides.append(f"inputs={json.dumps(list(inputs))}")
-        if output:
-            overrides.append(f"output={json.dumps(output)}")
-        if workers is not None:
-            overrides.append(f"executor.workers={workers}")
-        if executor is not None:
-            overrides.append(f"executor.kind={json.dumps(executor)}")
-        cfg, text = load_config(config, ExtractConfig, overrides=overrides)
-        out = run_extract(cfg, config_text=text, command=" ".join(["soaes", *sys.argv[1:]]))
-        if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
-            from corpora_manifests.executor import describe_submission
+        config, inputs = split_config(config, inputs)
+        config = pick_config(config, config_flag)
+        cfg, text = load_cli_config(config, ExtractConfig, sets, output=output, workers=workers, executor=executor,
+                                    inputs=inputs or None)
+        was_done = cfg.output is not None and (Path(cfg.output) / "manifest.json").exists()
+        with RunConsole("extract", cfg.output, quiet=quiet, verbose=verbose) as con:
+            out = call_with_force(run_extract, cfg, config_text=text, command=command_line(), force=force,
+                                  command_name="curate extract")
+        from curation.cli_dedup import _finish
 
-            typer.echo(describe_submission(out) or f"{out}: not finished")
-            return
-        stats = out / "stats.md"
-        if stats.exists():
-            typer.echo(stats.read_text(encoding="utf-8"))
-        typer.echo(f"wrote {out}")
+        _finish(con, out, was_done)

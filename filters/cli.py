@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
+
+from soaes.options import ConfigArg, ExecutorOpt, ForceOpt, OutputOpt, QuietOpt, SetOpt, VerboseOpt, WorkersOpt
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -26,7 +28,7 @@ def train_domain(
     word_ngrams: int = typer.Option(2, help="fastText wordNgrams over characters (char n-grams)"),
     bucket: int = typer.Option(60_000), cutoff: int = typer.Option(100_000, help="quantization (.ftz): keep this many rows"),
     balance: bool = typer.Option(False, help="oversample minority classes to the majority count"),
-    threads: int = typer.Option(1),
+    workers: int = typer.Option(1, "--workers", "-w", "--threads", help="fastText training threads"),
 ) -> None:
     from .domain.train import train as do_train
 
@@ -34,7 +36,7 @@ def train_domain(
         raise typer.BadParameter("--features must be char or char+word")
     side = do_train(train, output, valid, features=features, max_chars=max_chars, dim=dim, epoch=epoch, lr=lr,
                     word_ngrams=word_ngrams, bucket=bucket, cutoff=cutoff, quantize=output.suffix == ".ftz",
-                    balance=balance, threads=threads)
+                    balance=balance, threads=workers)
     _echo_json({"model": str(output), "bytes": side["model_bytes"], "labels": side["labels"],
                 "threshold": side["threshold"], "valid": side["valid"]["metrics"]["binary_in"]})
 
@@ -113,28 +115,34 @@ def train_default(
 
 
 @app.command(help="Run SFT stage 1 (read → language → domain → near-dedup → decontamination → shards + manifest "
-                  "+ report) from a YAML config; KEY=VALUE arguments override config keys.")
+                  "+ report) from a YAML config.")
 def run(
-    config: Path = typer.Argument(..., help="YAML config (see configs/filters_stage1.yaml)"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted overrides, e.g. lang.mixed_policy=drop"),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="override `output`"),
+    config: ConfigArg,
+    sets: SetOpt = None,
+    output: OutputOpt = None,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    force: ForceOpt = False,
 ) -> None:
-    from corpora_manifests.config import load_config
-    from corpora_manifests.models import load_manifest
+    from soaes.console import RunConsole, manifest_rows, require_kept
+    from soaes.options import call_with_force, command_line, load_cli_config
 
     from .config import FiltersConfig
     from .pipeline import run_filters
 
-    ov = list(overrides or []) + ([f"output={output}"] if output else [])
-    cfg, text = load_config(config, FiltersConfig, ov)
-    out = run_filters(cfg, config_text=text)
+    cfg, text = load_cli_config(config, FiltersConfig, sets, output=output, workers=workers, executor=executor)
+    with RunConsole("filters", cfg.output, quiet=quiet, verbose=verbose) as con:
+        out = call_with_force(run_filters, cfg, config_text=text, command=command_line(), force=force,
+                              command_name="filters run")
     if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
         from corpora_manifests.executor import describe_submission
 
-        typer.echo(describe_submission(out) or f"{out}: not finished")
+        con.summary([("submitted", describe_submission(out) or f"{out}: not finished")])
         return
-    m = load_manifest(out)
-    st = m.stats
-    typer.echo(f"{out}: kept {st.get('records_kept', 0):,} of {st.get('records_read', 0):,} samples "
-               f"({m.totals.tokens:,} tokens) in {m.totals.shards} shard(s); "
-               f"drops: {json.dumps(st.get('drop_reasons', {}), ensure_ascii=False)}; report: {out / 'report.md'}")
+    from corpora_manifests.models import load_manifest
+
+    st = load_manifest(out).stats
+    con.summary([*manifest_rows(out), ("read", f"{st.get('records_read', 0):,} samples, kept {st.get('records_kept', 0):,}")])
+    require_kept(out, "samples")

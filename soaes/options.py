@@ -35,7 +35,7 @@ class ExecutorKind(str, enum.Enum):
 
 
 SET_HELP = ("Override a config key: --set dedup.threshold=0.85 (repeatable; dotted keys, list indices like "
-            "stages.1.learning_rate=2e-6; values: numbers, true/false, null, [a, b], 'quoted strings').")
+            "stages.1.learning_rate=2e-6; values: numbers, true/false, null, lists \\[a, b], 'quoted strings').")
 
 # Parameter types of the convention. Use them as annotations: `config: ConfigArg`, `sets: SetOpt = None`.
 ConfigArg = Annotated[Path, typer.Argument(help="The run's YAML config.", show_default=False)]
@@ -165,3 +165,19 @@ def command_line() -> str:
     import sys
 
     return " ".join(["soaes", *sys.argv[1:]])
+
+
+def refuse_force(force: bool, command: str) -> None:
+    """``--force`` on a stage whose finished-run handling cannot redo a run yet: say so, don't ignore it."""
+    if force:
+        raise UserError(f"--force is not supported by `soaes {command}` yet; delete the output directory to redo the run")
+
+
+def call_with_force(fn, *args, force: bool, command_name: str, **kwargs):
+    """Call a stage's run function, passing ``force`` when it accepts one (else refuse --force)."""
+    import inspect
+
+    if "force" in inspect.signature(fn).parameters:
+        return fn(*args, force=force, **kwargs)
+    refuse_force(force, command_name)
+    return fn(*args, **kwargs)

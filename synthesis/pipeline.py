@@ -204,7 +204,7 @@ def _generate(cfg: SynthConfig, store, rejects: RejectsWriter, api_key: str | No
             "tokenizer": tokenizer}
 
 
-async def _generate_llm(cfg: SynthConfig, chunks, api_key: str, progress: bool):
+async def _generate_llm(cfg: SynthConfig, chunks, api_key: str, progress):
     from .llm_client import LLMClient, LLMError
     from .prompting import load_template
     from .request_cache import RequestCache
@@ -220,7 +220,9 @@ async def _generate_llm(cfg: SynthConfig, chunks, api_key: str, progress: bool):
             jobs.append((ch, "report", rep_tpl))
 
     bar = None
-    if progress:
+    if callable(progress):  # a tqdm-like bar factory, e.g. the soaes console's rich progress
+        bar = progress(total=len(jobs), desc="LLM requests", unit="req")
+    elif progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc="LLM requests", unit="req", disable=None)

@@ -26,7 +26,7 @@ def test_curate_run_demo_config(tmp_path, qwen_tokenizer, capsys, monkeypatch):
     except SystemExit as e:
         assert e.code in (0, None)
     stdout = capsys.readouterr().out
-    assert "removed" in stdout and "report:" in stdout
+    assert "removed" in stdout and str(out / "report.html") in stdout
 
     m = load_manifest(out)
     assert m.stage == "cpt" and m.name == "demo_cpt" and m.tokenizer.name == "qwen2.5"

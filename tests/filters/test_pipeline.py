@@ -97,7 +97,7 @@ def test_rerun_is_a_noop_and_missing_inputs_fail_fast(demo_run, tmp_path):
     bad = _config(tmp_path, domain={"model": str(tmp_path / "missing.ftz")})
     with pytest.raises(UserError, match="domain model not found"):
         run_filters(bad)
-    r = CliRunner().invoke(app, ["run", str(bad), "lang.mixed_policy=sometimes"])
+    r = CliRunner().invoke(app, ["run", str(bad), "--set", "lang.mixed_policy=sometimes"])
     assert r.exit_code != 0 and isinstance(r.exception, UserError) and "mixed_policy" in str(r.exception)
 
 
