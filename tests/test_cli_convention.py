@@ -39,13 +39,23 @@ def _is_arg(p) -> bool:
     return p.param_type_name == "argument"
 
 
+def _name(p) -> str:
+    """The parameter's convention name (`set_`, `set`, `sets` are all the --set parameter)."""
+    n = p.name.rstrip("_")
+    return "sets" if n == "set" else n
+
+
 def _opts(cmd) -> dict:
     return {o: p for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
 
 
 def _is_runner(path: tuple[str, ...], cmd) -> bool:
-    # a command that takes --set runs a config; `status` commands only report on one
-    return "--set" in _opts(cmd) and path[-1] != "status"
+    """A command that runs a stage: `run`, or one whose required first argument is a config it takes
+    --set for (`train sft`, `distill capture`, …). `status` commands only report on one."""
+    if path[-1] == "status":
+        return False
+    args = [p for p in cmd.params if _is_arg(p)]
+    return path[-1] == "run" or ("--set" in _opts(cmd) and bool(args) and args[0].required)
 
 
 def test_the_walk_finds_every_group():
@@ -61,14 +71,14 @@ def test_command_follows_the_convention(path, cmd):
     assert not FORBIDDEN & set(opts), f"{where}: uses {FORBIDDEN & set(opts)} (convention: --output/-o, --set)"
     for p in cmd.params:
         # a convention parameter is spelled the convention's way, and its flags mean nothing else
-        if p.name in CONVENTION:
-            flags, _ = CONVENTION[p.name]
+        if _name(p) in CONVENTION and not _is_arg(p):  # (a positional OUTPUT directory is not the -o option)
+            flags, _ = CONVENTION[_name(p)]
             assert set(flags) <= set(p.opts), f"{where}: {p.name} must be {'/'.join(flags)}, is {p.opts}"
         for name, (flags, _) in CONVENTION.items():
-            if p.name != name and not _is_arg(p):
+            if _name(p) != name and not _is_arg(p):
                 clash = set(flags) & set(p.opts)
                 assert not clash, f"{where}: {clash} belongs to the convention's {name}, not {p.name}"
-        if p.name == "config":
+        if p.name == "config" and not getattr(p, "hidden", False):
             assert _is_arg(p), f"{where}: the config must be positional"
         if "--config" in p.opts:
             assert p.hidden, f"{where}: --config is only a hidden deprecated alias of the positional config"
@@ -88,8 +98,8 @@ def test_help_shows_the_shared_options(path, cmd):
     assert r.exit_code == 0, r.output
     shown = set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", r.output))
     for p in cmd.params:
-        if p.name in CONVENTION and not getattr(p, "hidden", False):
-            for flag in CONVENTION[p.name][0]:
+        if _name(p) in CONVENTION and not _is_arg(p) and not getattr(p, "hidden", False):
+            for flag in CONVENTION[_name(p)][0]:
                 assert flag in shown, f"soaes {' '.join(path)} --help does not show {flag}"
 
 
