@@ -76,7 +76,7 @@ def export(
     limit: Optional[int] = typer.Option(None, "--limit", help="Export at most this many items."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
     from pathlib import Path
@@ -106,7 +106,7 @@ def import_(
                                                               "{\"id\": \"name\"} JSON or CSV id,email."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
     import json
@@ -143,7 +143,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (always with the conflicts)."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
     import json
@@ -183,7 +183,7 @@ def resolve(
     comment: Optional[str] = typer.Option(None, "--comment", help="Why (kept with the decision)."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--store", "--db", help=_STORE_HELP),
 ) -> None:
     from corpora_manifests.errors import UserError
@@ -216,7 +216,7 @@ def serve(
     port: int = typer.Option(8080, "--port", help="TCP port."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--db", "--store", help=_STORE_HELP),
 ) -> None:
     from synthesis.review_app.server import serve as run_server
@@ -232,7 +232,7 @@ def add_user(
     lead: bool = typer.Option(False, "--lead", help="May settle conflicts."),
     set_: SetOpt = None,
     output: OutputOpt = None,
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="Same as the CONFIG argument."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config positionally."),
     store: Optional[str] = typer.Option(None, "--db", "--store", help=_STORE_HELP),
 ) -> None:
     from corpora_manifests.errors import UserError
