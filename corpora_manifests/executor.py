@@ -281,16 +281,19 @@ def load_submission(out: str | Path) -> Submission | None:
 
 
 def _cancel_stale(prev: Submission) -> None:
-    """Before a resubmission: jobs still waiting on a failed dependency are cancelled; jobs still
-    running or eligible mean the run is in progress (a second submission would race it)."""
+    """Before a resubmission: if a job of the previous submission waits on a failed dependency, the
+    rest of its chain can never run and is cancelled; jobs running or able to run mean the run is in
+    progress, and a second submission would race it."""
     queued = _squeue(prev.job_ids)
-    active = {j: s for j, s in queued.items() if "DependencyNeverSatisfied" not in s[1]}
-    if active:
-        raise UserError(f"{prev.out}: jobs {', '.join(sorted(active))} are still queued or running; "
-                        f"wait, or scancel them before resubmitting (status: soaes curate status {prev.out})")
-    stale = [j for j in queued if j not in active]
-    if stale:
-        subprocess.run(["scancel", *stale], check=False)
+    if not queued:
+        return
+    doomed = any("DependencyNeverSatisfied" in reason for _, reason in queued.values())
+    live = sorted(j for j, (state, reason) in queued.items()
+                  if state == "RUNNING" or not reason.startswith("Dependency"))
+    if live or not doomed:
+        raise UserError(f"{prev.out}: jobs {', '.join(live or sorted(queued))} are still queued or running; wait, "
+                        f"or scancel them before resubmitting (status: soaes curate status {prev.out})")
+    subprocess.run(["scancel", *sorted(queued)], check=False)
 
 
 def _submit_slurm(stages: list[Stage], cfg: ExecutorConfig, out: Path, logs_root: Path,

@@ -8,6 +8,7 @@ add() { PKGS+=("$@"); }
 # --- each area adds its packages below (one line each, with why) ---
 add chromium chromium-driver        # review app browser tests, report screenshot
 add fonts-wqy-microhei              # Chinese glyphs in review-app screenshots (docs/review_app.png)
+add slurm-wlm munge                  # a real single-node Slurm cluster for the executor tests (tests/cluster_fixtures.py)
 # --- end ---
 missing=()
 for p in "${PKGS[@]}"; do

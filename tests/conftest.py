@@ -26,3 +26,7 @@ def qwen_tokenizer():
     from corpora_manifests.tokenizer import load_tokenizer
 
     return load_tokenizer("qwen2.5")
+
+
+# Real Slurm / Ray clusters for the executor tests (session-scoped; skip, saying why, when unavailable).
+from tests.cluster_fixtures import ray_cluster, slurm_cluster  # noqa: E402,F401
