@@ -97,3 +97,28 @@ def test_distill_stage_trains_under_zero3_and_records_its_loss(captured, tmp_pat
     log = json.loads((out / "stages" / "01-kd" / "stage.json").read_text())["log_history"]
     assert any("kd_kl" in h and h["kd_kl"] > 0 for h in log)
     assert (out / "final" / "config.json").exists()
+
+
+def test_online_teacher_mode_uses_the_sft_data_and_full_vocabulary_kl(captured, tiny_model, qwen_tokenizer, train_fixtures):
+    from training import kd_loss
+    from training.stage_data import build_stage_data
+
+    cfg = _train_cfg(captured)
+    stage = cfg.stages[0].model_copy(update={"manifests": [str(train_fixtures / "sft_stage2")]})
+    stage.distill = stage.distill.model_copy(update={"teacher": str(captured / "teacher")})
+    data = build_stage_data(cfg, stage, qwen_tokenizer, progress=False)
+    ds = data.dataset()
+    batch = ds.collator([ds[0], ds[len(ds) - 1]])
+    assert "kd_ids" not in batch and data.summary()["distill"]["mode"] == "online"
+    kw = dict(alpha=0.5, tau=2.0, tail="bucket", n_real=len(qwen_tokenizer))
+    with torch.no_grad():
+        loss, kl, ce, n, _ = kd_batch_loss(tiny_model, batch, teacher=tiny_model, **kw)
+        assert abs(float(kl)) < 1e-4 * n and torch.isclose(loss, 0.5 * ce)  # a model distilled into itself
+        from transformers import AutoModelForCausalLM
+
+        teacher = AutoModelForCausalLM.from_pretrained(captured / "teacher", attn_implementation="sdpa").eval()
+        loss, kl, ce, n, out = kd_batch_loss(tiny_model, batch, teacher=teacher, **kw)
+        idx = (batch["labels"][:, 1:] != -100)
+        zs = out.logits[:, :-1][idx]
+        zt = teacher(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[:, :-1][idx]
+        assert n == int(idx.sum()) and torch.allclose(kl, kd_loss.kl_full_sum(zs, zt, 2.0, len(qwen_tokenizer)), rtol=1e-4)
