@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
-    from filters.domain.families import FAMILIES, iter_family_records
+    from filters.domain.families import FAMILIES, iter_family_records, iter_unlabelled, pseudo_negatives
     from filters.domain.lofo import markdown_table, run_lofo
 
     ap = argparse.ArgumentParser()
@@ -33,14 +33,20 @@ def main() -> None:
     ap.add_argument("--systems", default="kw1,kw2,fasttext,ours")
     ap.add_argument("--workdir", default=str(REPO / "build" / "lofo"))
     ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=1, help="fastText training threads (>1: not bit-reproducible)")
+    ap.add_argument("--no-pseudo", action="store_true", help="leave out the pseudo-labelled pool negatives")
+    ap.add_argument("--reuse", action="store_true", help="reuse models already in --workdir")
     ap.add_argument("--json", default=None)
     ap.add_argument("--md", default=None)
     args = ap.parse_args()
     t0 = time.time()
     records = list(iter_family_records(args.data))
+    if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them
+        records += pseudo_negatives(list(iter_unlabelled(args.data)))
     systems = tuple(args.systems.split(","))
     res = run_lofo(records, Path(args.workdir), systems=systems, families=tuple(args.families.split(",")),
-                   n_boot=args.boot, log=lambda s: print(s, flush=True))
+                   n_boot=args.boot, reuse=args.reuse, log=lambda s: print(s, flush=True),
+                   threads=args.threads)
     res["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": round(time.time() - t0)}
     md = markdown_table(res, systems)

@@ -100,18 +100,52 @@ def build_trainset(
     _echo_json(build(data, output, research=research, binary_labels=binary))
 
 
-@app.command("train-default", help="Rebuild the shipped model from ../shared/data in one command (or the research "
-                                    "model with --research): build-trainset + train-domain + held-out evaluation.")
+@app.command("train-default", help="Rebuild the shipped domain model from ../shared/data in one command: every "
+                                    "labelled source family + pseudo-labelled pool negatives, format views, "
+                                    "fastText, threshold (see docs/filters.md).")
 def train_default(
-    data: Path = typer.Option(Path("../shared/data"), "--data"),
-    output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.bin "
-                                                             "(research: build/models/domain_zh_research.bin, git-ignored)"),
-    research: bool = typer.Option(False, "--research"),
-    workdir: Path = typer.Option(Path("build/domain_trainset"), "--workdir"),
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data directory (required)"),
+    output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.bin"),
+    threshold_from: Optional[Path] = typer.Option(None, "--threshold-from",
+                                                  help="JSON of benchmarks/domain_lofo.py: use the threshold it chose "
+                                                       "on the held-out families' dev splits"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="use this threshold"),
 ) -> None:
     from .domain.recipe import train_default_model
 
-    _echo_json(train_default_model(data, output, research=research, workdir=workdir))
+    _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold))
+
+
+@app.command(help="Label a sample of your own pool with the configured OpenAI-compatible LLM (finance/law/business/"
+                  "politics/other + rationale; versioned prompt; cached, retried, resumable) into OUTPUT/labels.jsonl "
+                  "for `train-domain --train`. First batch stratified over P(in) bands x sources, later batches by "
+                  "uncertainty (--strategy uncertainty --set model=THE_NEW_MODEL).")
+def label(
+    pool: List[Path] = typer.Argument(..., help="POOL... [CONFIG.yaml]: instruction file(s)/dir(s) to sample from, "
+                                                "then the run's YAML config (llm, prompt_version, model, sample, "
+                                                "strategy, output; see filters/label.py)"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", hidden=True, help="Deprecated: pass the config "
+                                                                                   "positionally."),
+    sample: Optional[int] = typer.Option(None, "--sample", "-n", help="records to label in this batch"),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="stratified | uncertainty"),
+    sets: Optional[List[str]] = typer.Option(None, "--set", metavar="KEY=VALUE", help="override a config key"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="output directory (labels.jsonl, rejects.jsonl)"),
+) -> None:
+    from soaes.options import load_cli_config
+
+    from .label import LabelConfig, label_pool
+
+    # `soaes filters label POOL CONFIG.yaml`: a trailing .yaml/.yml among the positionals is the config
+    paths = list(pool)
+    if config is None and paths and paths[-1].suffix in (".yaml", ".yml"):
+        config = paths.pop()
+    if not paths:
+        raise typer.BadParameter("give at least one pool file or directory")
+    cfg, _ = load_cli_config(config, LabelConfig, sets, output=output, sample=sample, strategy=strategy)
+    res = label_pool(paths, cfg)
+    _echo_json(res)
+    if not res.get("counts", {}).get("labelled") and res["chosen"]:
+        raise typer.Exit(1)  # a batch that labelled nothing: every request failed (see rejects.jsonl)
 
 
 @app.command(help="Run SFT stage 1 (read → language → domain → near-dedup → decontamination → shards + manifest "

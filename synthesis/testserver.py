@@ -10,7 +10,11 @@ to. For each request it picks a behaviour:
 * ``hang``       — sleeps ``hang_s`` (longer than the client timeout), then answers;
 * ``malformed``  — 200 whose body is not JSON;
 * ``truncated``  — 200, ``finish_reason: length``, content a JSON array cut mid-object;
-* ``bad_request``— 400 (must not be retried).
+* ``bad_request``— 400 (must not be retried);
+* ``bad_label``  — 200 whose content is not a valid label (for domain-labelling prompts).
+
+Domain-labelling prompts (``filters/label.py``: the text inside ``<待分类>…</待分类>``) are answered
+deterministically with ``{"label", "rationale"}`` from a keyword rule (``_label_for``).
 
 A *script* maps a substring of the user message to a list of behaviours consumed one per request
 (then ``default``). Requests are counted per item — the sha256 of the user message, which is what
@@ -53,6 +57,21 @@ def _answer_for(user: str, n_pairs: int = 3) -> list[dict[str, str]]:
         head = re.sub(r"^第[^条]{1,8}条\s*", "", s)[:14]
         out.append({"question": f"根据《{title}》，关于“{head}”有什么规定？", "answer": s})
     return out
+
+
+_LABEL_RE = re.compile(r"<待分类>\s*(.*?)\s*</待分类>", re.S)
+_LABEL_RULES = (("law", ("法律", "法院", "合同", "诉讼", "犯罪", "律师", "法规")),
+                ("finance", ("银行", "股票", "金融", "投资", "利率", "税", "会计", "保险", "基金", "债券", "理财")),
+                ("business", ("企业", "营销", "公司", "商业", "品牌")),
+                ("politics", ("政府", "政策", "政治", "国务院", "外交")))
+
+
+def _label_for(text: str) -> dict[str, str]:
+    for label, words in _LABEL_RULES:
+        hit = next((w for w in words if w in text), None)
+        if hit:
+            return {"label": label, "rationale": f"指令讨论“{hit}”相关内容"}
+    return {"label": "other", "rationale": "不涉及金融、法律、商业或政治"}
 
 
 class FakeChatServer:
@@ -182,8 +201,13 @@ class FakeChatServer:
             await asyncio.sleep(self.hang_s)
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        pairs = _answer_for(user)
-        content = json.dumps(pairs, ensure_ascii=False)
+        lab = _LABEL_RE.search(user)
+        if lab:
+            content = json.dumps(_label_for(lab.group(1)), ensure_ascii=False)
+            if behaviour == "bad_label":
+                content = "这条指令大概属于金融吧。"
+        else:
+            content = json.dumps(_answer_for(user), ensure_ascii=False)
         finish = "stop"
         if behaviour == "truncated":
             content = "```json\n" + content[: max(10, int(len(content) * 0.6))]

@@ -96,7 +96,10 @@ class DomainModel:
             dom = ["in" if i else neg_name for i in is_in.tolist()]
         else:
             # the most probable in-domain label: the top one unless the top one is the negative
-            dom = [(t[1] if ps == 0 else t[0])[9:] if i else neg_name
+            # (a two-label model, e.g. law/other, returns only its top label: the other one is the domain)
+            only_in = [l for l in labels_all if l != neg_name]
+            fallback = "__label__" + (only_in[0] if len(only_in) == 1 else "in")
+            dom = [((t[1] if len(t) > 1 else fallback) if ps == 0 else t[0])[9:] if i else neg_name
                    for t, ps, i in zip(tops, pos.tolist(), is_in.tolist())]
         return dom, p_in, is_in
 

@@ -1,0 +1,100 @@
+"""Leave-one-family-out machinery, format views, and the shipped model measured on fixtures now."""
+import json
+import re
+
+import pytest
+
+from filters.domain.augment import views
+from filters.domain.baselines import keyword_classifier
+from filters.domain.lofo import bootstrap_prf, macro_family_threshold, markdown_table, run_lofo
+from filters.domain.train import binary_metrics
+from filters.text import domain_text
+
+
+def _jsonl(p):
+    return [json.loads(l) for l in p.open(encoding="utf-8")]
+
+
+def fixture_families(fx) -> list[dict]:
+    """Committed fixture records grouped into three families (each with in- and out-of-domain)."""
+    recs = []
+    for r in _jsonl(fx / "eval" / "lawbench_sample.jsonl"):
+        recs.append({"id": r["id"], "text": r["question"], "label": "law", "source": "lawbench", "family": "exam"})
+    for r in _jsonl(fx / "instructions" / "belle_eval_set.jsonl"):
+        recs.append({"id": r["id"], "text": r["instruction"], "label": "other", "source": "belle_eval", "family": "exam"})
+    for r in _jsonl(fx / "instructions" / "disc_fin_sft_samples.jsonl"):
+        recs.append({"id": r["id"], "text": r["instruction"], "label": "finance", "source": "disc_fin",
+                     "family": "instructions"})
+    for r in _jsonl(fx / "instructions" / "medical_sft_1k_ood.jsonl"):
+        recs.append({"id": r["id"], "text": r["messages"][0]["value"], "label": "other", "source": "medical",
+                     "family": "instructions"})
+    for law in _jsonl(fx / "laws" / "laws_sample.jsonl")[:80]:
+        body = law["text"].split("<!-- INFO END -->", 1)[-1]
+        for j, a in enumerate([a for a in re.split(r"\n\s*\n", body) if a.startswith("第") and len(a) > 30][:2]):
+            recs.append({"id": f"{law['id']}#{j}", "text": a[:300], "label": "law", "source": "laws", "family": "statutes"})
+    for r in _jsonl(fx / "instructions" / "belle_seed_tasks.jsonl"):
+        recs.append({"id": r["id"], "text": r["instruction"], "label": "other", "source": "belle_seed",
+                     "family": "statutes"})
+    return recs
+
+
+def test_bootstrap_point_equals_metrics_and_ci_brackets_it():
+    gold = [True] * 60 + [False] * 40
+    pred = [i % 4 != 0 for i in range(60)] + [i % 5 == 0 for i in range(40)]
+    m = bootstrap_prf(gold, pred, n_boot=500)
+    ref = binary_metrics(gold, pred)
+    assert (m["precision"], m["recall"], m["f1"]) == (ref["precision"], ref["recall"], ref["f1"])
+    for k in ("precision", "recall", "f1"):
+        lo, hi = m[k + "_ci"]
+        assert lo <= m[k] <= hi and hi - lo > 0.01
+    wide = bootstrap_prf(gold[::5], pred[::5], n_boot=500)["f1_ci"]
+    assert wide[1] - wide[0] > m["f1_ci"][1] - m["f1_ci"][0]  # fewer items, wider interval
+
+
+def test_macro_family_threshold_serves_every_family():
+    # pooled F1 would pick t in (0.55, 0.9] (0.952) and lose the small family b entirely;
+    # the mean per-family F1 picks t in (0.2, 0.5]: a 0.667, b 1.0
+    p = [0.9] * 50 + [0.55] * 50 + [0.5] * 5 + [0.2] * 5
+    gold = [True] * 50 + [False] * 50 + [True] * 5 + [False] * 5
+    fam = ["a"] * 100 + ["b"] * 10
+    t, score = macro_family_threshold(p, gold, fam)
+    assert 0.2 < t <= 0.5 and score == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_views_keep_the_topic_words_and_change_the_form():
+    text = "公司股东依法享有资产收益、参与重大决策和选择管理者等权利。公司章程对公司、股东、董事、监事具有约束力；股东应当遵守法律。"
+    vs = views(text, "k1")
+    assert len(vs) >= 2 and all(v != text for v in vs)
+    assert any(re.search(r"A[.:]", v) for v in vs)  # a multiple-choice rendering
+    assert all("公司" in v or "股东" in v for v in vs)
+    assert views(text, "k1") == vs  # deterministic
+
+
+def test_domain_text_reads_the_question_not_the_answer():
+    q = "请解释《中华人民共和国公司法》关于股东会决议效力的规定，以及可撤销决议的情形。"
+    msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": "太阳从东方升起。" * 50}]
+    assert domain_text(msgs) == q
+    short = [{"role": "user", "content": "解释一下"}, {"role": "assistant", "content": "债券的票面利率是……"}]
+    assert "债券" in domain_text(short)
+
+
+def test_keyword_baseline_counts_hits():
+    assert keyword_classifier(1)(["银行贷款利率", "今天天气很好"]) == [True, False]
+    assert keyword_classifier(2)(["银行", "银行贷款"]) == [False, True]
+
+
+def test_leave_one_family_out_on_fixtures(fixtures_dir, tmp_path):
+    recs = fixture_families(fixtures_dir)
+    logs = []
+    res = run_lofo(recs, tmp_path, systems=("kw1", "ours"), families=("statutes", "exam"), n_boot=200,
+                   log=logs.append, dim=8, epoch=5, bucket=20_000, min_count=1)
+    assert set(res["families"]) == {"statutes", "exam"} and len(logs) == 6
+    for fam, row in res["families"].items():
+        sz = res["sizes"][fam]
+        assert sz["test"] + sz["dev"] == sum(r["family"] == fam for r in recs)
+        for m in row.values():
+            assert m["n"] == sz["test"] and m["f1_ci"][0] <= m["f1"] <= m["f1_ci"][1]
+        assert 0.05 <= row["ours"]["threshold"] <= 0.95 and 0.05 <= row["ours"]["valid_threshold"] <= 0.95
+    # trained without any statute, the model still tells statute articles from BELLE seed tasks
+    assert res["families"]["statutes"]["ours"]["f1"] >= 0.6, res["families"]["statutes"]["ours"]
+    assert "| statutes |" in markdown_table(res, ("kw1", "ours"))
