@@ -42,11 +42,10 @@ def iter_rejects(path: str | Path) -> Iterator[dict[str, Any]]:
     """Reject records one at a time (summaries of millions of rejects stay in bounded memory)."""
     p = Path(path)
     files = sorted(p.rglob("*.jsonl")) if p.is_dir() else [p]
+    from .jsonl import records
+
     for f in files:
-        with f.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+        yield from records(f)
 
 
 def read_rejects(path: str | Path) -> list[dict[str, Any]]:

@@ -78,7 +78,7 @@ def reject_document(writer, rank: int, *, id: str, path: str | None, reason: str
 
 def count_reject_reasons(output_dir: str | Path) -> dict[str, dict[str, int]]:
     """``{stage: {reason: count}}`` over every reject file of a run."""
-    import json
+    from corpora_manifests.jsonl import records
 
     root = Path(output_dir) / "rejects"
     out: dict[str, Counter] = {}
@@ -87,8 +87,6 @@ def count_reject_reasons(output_dir: str | Path) -> dict[str, dict[str, int]]:
     for f in sorted(root.rglob("*.jsonl")):
         stage = f.parent.name if f.parent != root else f.stem
         c = out.setdefault(stage, Counter())
-        with f.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    c[json.loads(line).get("reason", "dropped")] += 1
+        for rec in records(f):
+            c[rec.get("reason", "dropped")] += 1
     return {k: dict(sorted(v.items())) for k, v in out.items()}

@@ -60,13 +60,11 @@ def iter_eval_records(path: str | Path) -> Iterator[dict]:
             data = json.loads(f.read_text(encoding="utf-8"))
             yield from (data if isinstance(data, list) else data.get("data", [data]))
         elif name.endswith(".jsonl"):
+            from corpora_manifests.jsonl import iter_jsonl_lines
+
+            # an eval set's bad bytes still decontaminate (replacement chars); unparsable lines are skipped
             with f.open(encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    if line.strip():
-                        try:
-                            yield json.loads(line)
-                        except json.JSONDecodeError:
-                            continue
+                yield from (rec for _, rec, _ in iter_jsonl_lines(fh, objects_only=False) if rec is not None)
 
 
 @dataclass

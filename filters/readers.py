@@ -199,24 +199,14 @@ def _raw_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    opener = open
-    if path.name.endswith(".gz"):
-        import gzip
+    from corpora_manifests.jsonl import iter_jsonl, split_problem
 
-        opener = gzip.open
-    with opener(path, "rb") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield i, RecordError("invalid_utf8", f"line {i + 1}: {e}"), line[:500].decode("utf-8", "replace")
-                continue
-            try:
-                yield i, json.loads(text), text
-            except json.JSONDecodeError as e:
-                yield i, RecordError("invalid_json", f"line {i + 1}: {e}"), text[:500]
+    for i, rec, problem, raw in iter_jsonl(path, objects_only=False, with_raw=True, start=0):
+        if problem is not None:
+            reason, detail = split_problem(problem)
+            yield i, RecordError(reason, f"line {i + 1}: {detail}"), raw
+        else:
+            yield i, rec, raw
 
 
 def read_samples(path: str | Path, fmt: str = "auto", source: str | None = None) -> Iterator[Sample | Malformed]:

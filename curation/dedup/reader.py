@@ -11,6 +11,8 @@ from pathlib import Path
 
 from datatrove.pipeline.readers.base import BaseDiskReader
 
+from corpora_manifests.jsonl import iter_jsonl_lines, split_problem
+
 PREVIEW = 200
 
 
@@ -48,18 +50,10 @@ class RecordsReader(BaseDiskReader):
             yield from self._read_parquet(filepath)
             return
         with self.data_folder.open(filepath, "rb", compression="infer") as f:
-            for li, raw in enumerate(f):
-                if not raw.strip():
-                    continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    self._reject("invalid_utf8", filepath, li, str(e), raw[:PREVIEW].decode("utf-8", "replace"))
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    self._reject("invalid_json", filepath, li, str(e), line)
+            for li, obj, problem, raw in iter_jsonl_lines(f, objects_only=False, with_raw=True, start=0):
+                if problem is not None:
+                    reason, detail = split_problem(problem)
+                    self._reject(reason, filepath, li, detail, raw)
                     continue
                 doc = self._doc(obj, filepath, li)
                 if doc is not None:

@@ -28,24 +28,14 @@ def iter_jsonl(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | 
     if not data.strip():
         yield ExtractError("empty_file", "zero bytes" if not data else "only whitespace")
         return
-    for i, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
+    from corpora_manifests.jsonl import iter_jsonl_lines, split_problem
+
+    for i, obj, problem in iter_jsonl_lines(data.splitlines()):
         where = f"line{i}"
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            err = ExtractError("record_invalid_utf8", f"{where}: {e}")
-            err.where = where
-            yield err
-            continue
-        except json.JSONDecodeError as e:
-            err = ExtractError("record_invalid_json", f"{where}: {e}")
-            err.where = where
-            yield err
-            continue
-        if not isinstance(obj, dict):
-            err = ExtractError("record_not_object", where)
+        if problem is not None:
+            reason, detail = split_problem(problem)
+            reason = {"not_an_object": "not_object"}.get(reason, reason)
+            err = ExtractError(f"record_{reason}", where if reason == "not_object" else f"{where}: {detail}")
             err.where = where
             yield err
             continue

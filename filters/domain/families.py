@@ -15,7 +15,6 @@ pool whose kept-set precision is measured (benchmarks/domain_pool_precision.py).
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Iterator
 
@@ -37,10 +36,9 @@ BELLE_EXAM = {"math", "closed qa", "closed\xa0qa", "classification"}
 def _jsonl(path: Path) -> Iterator[dict]:
     if not path.exists():
         raise UserError(f"shared data file not found: {path} (leave-one-family-out needs ../shared/data)")
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    from corpora_manifests.jsonl import records
+
+    yield from records(path)
 
 
 def _qa(question: str, answer: str = "") -> str:

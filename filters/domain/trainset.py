@@ -74,10 +74,9 @@ def heldout_half(record_id: str) -> bool:
 def _jsonl(path: Path) -> Iterator[dict]:
     if not path.exists():
         raise UserError(f"shared data file not found: {path}")
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    from corpora_manifests.jsonl import records
+
+    yield from records(path)
 
 
 def _qa_text(user: str, answer: str) -> str:
