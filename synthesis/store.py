@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_status ON items (status);
 CREATE INDEX IF NOT EXISTS items_group ON items (doc_group);
+CREATE INDEX IF NOT EXISTS items_status_group ON items (status, doc_group);  -- a page of one status, in order
 CREATE TABLE IF NOT EXISTS decisions (
   id            INTEGER PRIMARY KEY AUTOINCREMENT,
   item_id       TEXT NOT NULL REFERENCES items (item_id),
@@ -256,8 +257,8 @@ class ReviewStore:
             s.decisions = self.decisions_for(item_id)
         return s
 
-    def list_items(self, status: str | None = None, origin: str | None = None, limit: int | None = None,
-                   offset: int = 0, doc_group: str | None = None, annotator: str | None = None) -> list[StoredItem]:
+    @staticmethod
+    def _filters(status, origin, doc_group, annotator) -> tuple[str, list[Any]]:
         where, args = [], []
         for col, val in (("status", status), ("origin", origin), ("doc_group", doc_group)):
             if val:
@@ -266,14 +267,32 @@ class ReviewStore:
         if annotator:
             where.append("item_id IN (SELECT item_id FROM decisions WHERE annotator=?)")
             args.append(annotator)
-        sql = f"SELECT {_ITEM_COLS} FROM items"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def count_items(self, status: str | None = None, origin: str | None = None, doc_group: str | None = None,
+                    annotator: str | None = None) -> int:
+        where, args = self._filters(status, origin, doc_group, annotator)
+        return self._db.execute("SELECT COUNT(*) FROM items" + where, args).fetchone()[0]
+
+    def list_items(self, status: str | None = None, origin: str | None = None, limit: int | None = None,
+                   offset: int = 0, doc_group: str | None = None, annotator: str | None = None) -> list[StoredItem]:
+        where, args = self._filters(status, origin, doc_group, annotator)
+        sql = f"SELECT {_ITEM_COLS} FROM items" + where
         sql += " ORDER BY doc_group, rowid"  # a document's items in generation order (its articles in order)
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args += [limit, offset]
         return [_stored(r) for r in self._db.execute(sql, args)]
+
+    def list_summaries(self, status: str | None = None, limit: int = 100, offset: int = 0,
+                       doc_group: str | None = None, annotator: str | None = None) -> list[dict[str, Any]]:
+        """A page of the review list: only what a list row shows (no passage, no metadata)."""
+        where, args = self._filters(status, None, doc_group, annotator)
+        rows = self._db.execute(
+            "SELECT item_id, status, title, substr(question, 1, 80), task_type, version FROM items" + where +
+            " ORDER BY doc_group, rowid LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [{"item_id": r[0], "status": r[1], "title": r[2], "question": r[3], "task_type": r[4], "version": r[5]}
+                for r in rows]
 
     def list_pending(self, limit: int | None = None, offset: int = 0) -> list[StoredItem]:
         return self.list_items(status="pending", limit=limit, offset=offset)

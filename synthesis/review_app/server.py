@@ -191,11 +191,6 @@ def _item_json(store: ReviewStore, s: StoredItem, user: str | None) -> dict[str,
     }
 
 
-def _summary(s: StoredItem) -> dict[str, Any]:
-    return {"item_id": s.item.item_id, "status": s.status, "title": s.item.title, "question": s.item.question[:80],
-            "task_type": s.item.task_type, "version": s.version}
-
-
 # ---- handlers -------------------------------------------------------------------------------------
 
 async def _asset(request: web.Request) -> web.Response:
@@ -268,8 +263,10 @@ async def _overview(request: web.Request) -> web.Response:
     store = request.app[STORE_KEY]
     mine = store._db.execute("SELECT COUNT(DISTINCT item_id) FROM decisions WHERE annotator=?",
                              (s["name"],)).fetchone()[0]
-    return _json({"counts": store.status_counts(), "documents": store.documents(), "annotators": store.annotators(),
-                  "reviewed_by_me": mine})
+    out = {"counts": store.status_counts(), "reviewed_by_me": mine}
+    if request.query.get("full"):  # the filters' choices: on sign-in and when a filter is opened, not per save
+        out.update(documents=store.documents(), annotators=store.annotators())
+    return _json(out)
 
 
 async def _items(request: web.Request) -> web.Response:
@@ -279,8 +276,14 @@ async def _items(request: web.Request) -> web.Response:
     status = q.get("status") or None
     if status and status not in ("pending", "approved", "rejected", "conflict"):
         return _error(400, "bad_status", "unknown status")
-    items = store.list_items(status=status, doc_group=q.get("doc") or None, annotator=q.get("annotator") or None)
-    return _json({"items": [_summary(s) for s in items], "total": len(items)})
+    try:
+        offset = max(0, int(q.get("offset", 0)))
+        limit = min(500, max(1, int(q.get("limit", 100))))
+    except ValueError:
+        return _error(400, "bad_request", "offset and limit are numbers")
+    filters = {"status": status, "doc_group": q.get("doc") or None, "annotator": q.get("annotator") or None}
+    items = store.list_summaries(limit=limit, offset=offset, **filters)  # a page: fast on any store size
+    return _json({"items": items, "total": store.count_items(**filters), "offset": offset})
 
 
 def _item_or_404(request: web.Request) -> StoredItem:

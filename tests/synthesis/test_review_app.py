@@ -27,6 +27,10 @@ def _login(srv, **body):
 
 def test_decisions_need_session_csrf_and_same_origin(served, review_run):
     c, csrf = _login(served, name="张三")
+    page = c.get("/api/items", params={"limit": 5, "offset": 2}).json()
+    with ReviewStore(review_run / "review.sqlite") as st:
+        everything = [x.item.item_id for x in st.list_items()]
+    assert [x["item_id"] for x in page["items"]] == everything[2:7] and page["total"] == len(everything)
     item = c.get("/api/items", params={"status": "pending"}).json()["items"][0]
     url = f"/api/items/{item['item_id']}/decision"
     body = {"decision": "accept", "version": item["version"]}

@@ -40,7 +40,7 @@ const T = {
 
 const $ = (id) => document.getElementById(id);
 const S = { lang: localStorage.getItem("soaes.lang") || "zh", user: null, csrf: null, mode: "open", items: [],
-            pos: 0, item: null, editing: false, rejecting: false, busy: false, staleYours: null };
+            pos: 0, offset: 0, total: 0, item: null, editing: false, rejecting: false, busy: false, staleYours: null };
 const PENDING_KEY = "soaes.pending";
 
 function t(k) { return (T[S.lang] || T.zh)[k] || k; }
@@ -105,18 +105,20 @@ async function login(ev) {
 async function enter() {
   $("login").hidden = true; $("app").hidden = false; $("logout").hidden = false;
   $("whoami").textContent = S.user.name + (S.user.role === "lead" ? " · lead" : "");
-  ["f-status", "f-doc", "f-annotator"].forEach((id) => { $(id).onchange = () => loadList(0); });
+  ["f-status", "f-doc", "f-annotator"].forEach((id) => { $(id).onchange = () => loadList(0, null, 0); });
   wireButtons();
   document.addEventListener("keydown", onKey);
   await flushPending();
-  await loadOverview();
-  await loadList(0);
+  await loadOverview(true);
+  ["f-doc", "f-annotator"].forEach((id) => { $(id).onfocus = () => loadOverview(true); });
+  await loadList(0, null, 0);
 }
 
 // ---- list, overview -----------------------------------------------------------------------------
-async function loadOverview() {
-  const r = await retrying(() => api("GET", "/api/overview"));
+async function loadOverview(full) {
+  const r = await retrying(() => api("GET", "/api/overview" + (full ? "?full=1" : "")));
   if (r.status !== 200) return;
+  if (!full && S.overview) { r.data.documents = S.overview.documents; r.data.annotators = S.overview.annotators; }
   S.overview = r.data;
   renderOverview();
 }
@@ -142,17 +144,22 @@ function fillSelect(sel, options) {
   sel.value = keep;
 }
 
-async function loadList(pos, keepId) {
-  const q = new URLSearchParams();
+const PAGE = 100;
+
+async function loadList(pos, keepId, offset) {
+  // one page of the filtered list; j/k past its ends load the next/previous page
+  if (offset == null) offset = S.offset;
+  const q = new URLSearchParams({ offset: String(offset), limit: String(PAGE) });
   if ($("f-status").value) q.set("status", $("f-status").value);
   if ($("f-doc").value) q.set("doc", $("f-doc").value);
   if ($("f-annotator").value) q.set("annotator", $("f-annotator").value);
   const r = await retrying(() => api("GET", "/api/items?" + q.toString()));
   if (r.status === 401) return signedOut();
-  S.items = r.data.items;
+  if (!r.data.items.length && offset > 0) return loadList(0, null, Math.max(0, offset - PAGE));
+  S.items = r.data.items; S.total = r.data.total; S.offset = r.data.offset;
   if (keepId) { const i = S.items.findIndex((x) => x.item_id === keepId); if (i >= 0) pos = i; }
   renderList();
-  await go(Math.min(pos, Math.max(0, S.items.length - 1)));
+  await show(Math.min(pos, Math.max(0, S.items.length - 1)));
 }
 
 function renderList() {
@@ -167,6 +174,12 @@ function renderList() {
 }
 
 async function go(pos) {
+  if (pos >= S.items.length && S.offset + S.items.length < S.total) return loadList(0, null, S.offset + PAGE);
+  if (pos < 0 && S.offset > 0) return loadList(PAGE - 1, null, Math.max(0, S.offset - PAGE));
+  return show(pos);
+}
+
+async function show(pos) {
   if (!S.items.length) { S.item = null; $("question").textContent = ""; $("answer").value = ""; clear($("passage")); return; }
   S.pos = Math.max(0, Math.min(pos, S.items.length - 1));
   const id = S.items[S.pos].item_id;
@@ -190,7 +203,7 @@ function renderItem() {
     if (seg.hl) { const m = el("mark", seg.text); p.appendChild(m); } else p.appendChild(document.createTextNode(seg.text));
   }
   const mark = p.querySelector("mark"); if (mark) mark.scrollIntoView({ block: "center" });
-  $("item-pos").textContent = `${S.pos + 1} / ${S.items.length}`;
+  $("item-pos").textContent = `${S.offset + S.pos + 1} / ${S.total}`;
   const st = $("item-status"); st.textContent = t("s_" + it.status); st.className = "badge st-" + it.status;
   $("item-id").textContent = it.item_id;
   $("question").textContent = it.question;
@@ -307,8 +320,13 @@ async function submit(decision, answer, reason, resolve, force) {
     if (r.status === 409) { showStale(r.data, action); return; }
     $("save-state").textContent = t("saved");
     await loadOverview();
-    const idx = S.pos;
-    await loadList(idx + 1, null);
+    // next: the item after this one (a status filter may drop the saved item from the list)
+    const idx = S.pos, next = S.items[idx + 1];
+    if (next) await loadList(idx + 1, next.item_id);
+    else {  // the page's last item: reload the page; if the saved item is still there, move on past it
+      await loadList(idx, null);
+      if (S.items[idx] && S.items[idx].item_id === it.item_id) await go(idx + 1);
+    }
   } finally { S.busy = false; }
 }
 
