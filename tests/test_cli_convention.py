@@ -50,12 +50,13 @@ def _opts(cmd) -> dict:
 
 
 def _is_runner(path: tuple[str, ...], cmd) -> bool:
-    """A command that runs a stage: `run`, or one whose required first argument is a config it takes
+    """A command that runs a stage: `run`, or one whose required first argument is the config it takes
     --set for (`train sft`, `distill capture`, …). `status` commands only report on one."""
     if path[-1] == "status":
         return False
     args = [p for p in cmd.params if _is_arg(p)]
-    return path[-1] == "run" or ("--set" in _opts(cmd) and bool(args) and args[0].required)
+    return path[-1] == "run" or ("--set" in _opts(cmd) and bool(args) and args[0].required
+                                 and args[0].name in ("config", "pipeline"))
 
 
 def test_the_walk_finds_every_group():
