@@ -232,7 +232,7 @@ def read_samples(path: str | Path, fmt: str = "auto", source: str | None = None)
 def sample_files(paths: list[str | Path]) -> list[Path]:
     """Expand directories and globs into the instruction files they contain (sorted, stable)."""
     out: list[Path] = []
-    exts = (".jsonl", ".json", ".parquet", ".jsonl.gz")
+    exts = (".jsonl", ".json", ".parquet", ".jsonl.gz", ".jsonl.zst")
     for p in paths:
         p = Path(p)
         if p.is_dir():

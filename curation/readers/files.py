@@ -7,13 +7,16 @@ limit, and either yields documents or is written to ``<out>/rejects/read/`` with
 - ``empty_file``, ``wrong_extension`` (content says PDF/ZIP/HTML/binary but the name says otherwise),
   ``unsupported_format``, ``<format>_unreadable``, ``pdf_*`` (image-only, garbage text layer,
   unmapped glyphs), ``extract_timeout``, ``extract_error`` (anything unexpected, with its type) …
-- a dump's bad records are rejected one by one (``record_invalid_json`` …) and its good ones kept.
+- a dump's bad records are rejected one by one (``record_invalid_json``, ``record_too_large`` …) and
+  its good ones kept; dumps are streamed, so their size never matters; a one-document file larger
+  than ``max_document_bytes`` is ``document_too_large``.
 
 Nothing that was listed vanishes: it becomes ≥ 1 document or ≥ 1 reject line.
 """
 from __future__ import annotations
 
 import glob as _glob
+import io
 import os
 import signal
 import threading
@@ -24,7 +27,7 @@ from typing import Literal
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.readers.base import BaseReader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from curation.readers.base import Extracted, ExtractError
 from curation.readers.html import HtmlOptions
@@ -42,6 +45,27 @@ FORMATS = {
 
 
 _COMPRESSED = {".gz", ".bz2", ".xz", ".zst", ".lz4"}
+_RECORD_FORMATS = ("jsonl", "json", "parquet")  # dumps: streamed record by record
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream that replays the bytes already read for sniffing, then continues with the file."""
+
+    def __init__(self, head: bytes, f):
+        self._head, self._f = memoryview(head), f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if len(self._head):
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._f.read(len(b))
+        b[:len(data)] = data
+        return len(data)
 
 
 class ReaderOptions(BaseModel):
@@ -49,8 +73,12 @@ class ReaderOptions(BaseModel):
     text_key: str = "text"
     id_key: str = "id"
     recursive: bool = True
-    time_limit_s: float = Field(300.0, gt=0, description="hard limit per file (all formats)")
-    max_file_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    time_limit_s: float = Field(300.0, gt=0, description="hard limit per one-document file (HTML, PDF, …)")
+    # Memory is guarded per document, not per file: dumps (JSONL/parquet) are streamed whatever their
+    # size, and only a single record or a one-document file larger than this is refused.
+    max_document_bytes: int = Field(256 * 1024 * 1024, gt=0,
+                                    validation_alias=AliasChoices("max_document_bytes", "max_file_bytes"),
+                                    description="largest record of a dump / largest one-document file")
     html: HtmlOptions = HtmlOptions()
     pdf: PdfOptions = PdfOptions()
     docx_tables: Literal["markdown", "drop"] = "markdown"
@@ -205,19 +233,26 @@ class DocumentReader(BaseReader):
         if suffix in _COMPRESSED and len(pp.suffixes) > 1:  # dump.jsonl.gz, page.html.bz2: fsspec decompresses
             suffix = pp.suffixes[-2].lower()
         fmt = FORMATS.get(suffix)
+        if fmt in _RECORD_FORMATS:
+            yield from self._read_dump(path, fmt, reject)
+            return
+        limit = self.options.max_document_bytes
         try:
             fs, p = url_to_fs(path)
             size = fs.size(p)
-            if size is not None and size > self.options.max_file_bytes:
-                reject("file_too_large", f"{size} bytes > {self.options.max_file_bytes}")
+            if fmt is None:
+                reject("unsupported_format", f"extension {suffix or '(none)'}")
+                return
+            if size is not None and size > limit:
+                reject("document_too_large", f"{size} bytes > {limit} (readers.max_document_bytes)")
                 return
             with fs.open(p, "rb", compression="infer") as f:
-                data = f.read()
+                data = f.read(limit + 1)
         except Exception as e:
             reject("unreadable_file", f"{type(e).__name__}: {e}")
             return
-        if fmt is None:
-            reject("unsupported_format", f"extension {suffix or '(none)'}")
+        if len(data) > limit:  # compressed: only the decompressed size tells
+            reject("document_too_large", f"> {limit} bytes decompressed (readers.max_document_bytes)")
             return
         if not data.strip():
             reject("empty_file", "zero bytes" if not data else "only whitespace")
@@ -229,14 +264,11 @@ class DocumentReader(BaseReader):
         n = 0
         t0 = time.monotonic()
         try:
-            if fmt in ("jsonl", "json", "parquet"):
-                items = extract_file(data, path, fmt, self.options)  # streamed: dumps can be large
-            else:
-                # materialised under the hard time limit, so the limit never counts downstream work
-                with _time_limit(self.options.time_limit_s) as deadline:
-                    items = list(extract_file(data, path, fmt, self.options))
-                if deadline["fired"]:  # every alarm was swallowed by library code: still over the limit
-                    raise _Timeout()
+            # materialised under the hard time limit, so the limit never counts downstream work
+            with _time_limit(self.options.time_limit_s) as deadline:
+                items = list(extract_file(data, path, fmt, self.options))
+            if deadline["fired"]:  # every alarm was swallowed by library code: still over the limit
+                raise _Timeout()
             for item in items:
                 if isinstance(item, ExtractError):
                     reject(item.reason, item.detail, getattr(item, "where", None))
@@ -254,8 +286,61 @@ class DocumentReader(BaseReader):
             return
         finally:
             self.stat_update("extract_seconds", value=int(time.monotonic() - t0))
-        if n == 0 and fmt not in ("jsonl", "json", "parquet"):
+        if n == 0:
             reject("empty_after_extraction", "no text")
+
+    def _read_dump(self, path: str, fmt: str, reject):
+        """Records of a JSONL/JSON/parquet dump, streamed: memory is bounded by one record (or one
+        parquet batch), whatever the file's size. Bad records are rejected one by one."""
+        from fsspec.core import url_to_fs
+
+        from curation.readers.records import iter_json, iter_jsonl_stream, iter_parquet
+
+        opts, limit = self.options, self.options.max_document_bytes
+        items = 0
+        t0 = time.monotonic()
+        try:
+            fs, p = url_to_fs(path)
+            size = fs.size(p)
+            # parquet needs random access: opened as is (no transparent decompression)
+            with fs.open(p, "rb", compression=None if fmt == "parquet" else "infer") as f:
+                head = f.read(4096)
+                if len(head) < 4096 and not head.strip():
+                    reject("empty_file", "zero bytes" if not head else "only whitespace")
+                    return
+                sniffed = sniff(head)
+                if _mismatch(fmt, sniffed):
+                    reject("wrong_extension", f"named {fmt} but content looks like {sniffed or 'text/unknown bytes'}")
+                    return
+                if fmt == "parquet":
+                    f.seek(0)
+                    records = iter_parquet(f, opts.text_key, opts.id_key, limit)
+                elif fmt == "json" and size is not None and size <= limit:
+                    # one object or an array: parsed whole (bounded by the per-document limit)
+                    data = head + f.read(limit + 1 - len(head))
+                    if len(data) > limit:
+                        reject("document_too_large", f"> {limit} bytes decompressed: write large dumps as JSON lines")
+                        return
+                    records = iter_json(data, opts.text_key, opts.id_key)
+                else:  # JSON lines (a .json too large to be one document is read as JSON lines)
+                    stream = io.BufferedReader(_Prefixed(head, f), buffer_size=1 << 20)
+                    records = iter_jsonl_stream(stream, opts.text_key, opts.id_key, limit)
+                for item in records:
+                    items += 1
+                    if isinstance(item, ExtractError):
+                        reject(item.reason, item.detail, getattr(item, "where", None))
+                        continue
+                    yield self._to_document(path, fmt, item)
+        except ExtractError as e:
+            reject(e.reason, e.detail)
+            return
+        except Exception as e:  # a broken stream (truncated .gz …) rejects the rest of the file, not the run
+            reject("unreadable_file" if items == 0 else "extract_error", f"{type(e).__name__}: {e}")
+            return
+        finally:
+            self.stat_update("extract_seconds", value=int(time.monotonic() - t0))
+        if items == 0:
+            reject("empty_file", "no records")
 
     def _to_document(self, path: str, fmt: str, item: Extracted) -> Document:
         md = dict(item.metadata)

@@ -1,14 +1,17 @@
 """JSONL / parquet dumps of already-extracted text: one document per record (text/id keys configurable).
 
 A record that is not valid JSON, not UTF-8, or has no text is rejected on its own (with its line
-number); the good records of the same file still go through.
+number); the good records of the same file still go through. Dumps are streamed (a line or a
+parquet batch at a time), so a file of any size is read in bounded memory; a record longer than
+``max_record_bytes`` is skipped without being held (``record_too_large``).
 """
 from __future__ import annotations
 
 import io
 import json
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
+from corpora_manifests.jsonl import iter_jsonl_lines, split_problem
 from curation.readers.base import Extracted, ExtractError
 
 _META_SKIP = {"text", "id"}
@@ -24,20 +27,58 @@ def _record(obj: dict, text_key: str, id_key: str, where: str) -> Extracted:
     return Extracted(text=text, metadata=md, id_suffix=str(rid) if rid not in (None, "") else where)
 
 
+def _err(reason: str, detail: str, where: str) -> ExtractError:
+    err = ExtractError(reason, detail)
+    err.where = where
+    return err
+
+
+def iter_lines(f: BinaryIO, max_record_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, line or None if longer than the limit, its length) for a binary stream; an
+    over-long line is drained in 1 MB pieces, never held whole."""
+    i = 0
+    while True:
+        line = f.readline(max_record_bytes + 1)
+        if not line:
+            return
+        i += 1
+        if len(line) > max_record_bytes and not line.endswith(b"\n"):
+            n = len(line)
+            while True:
+                piece = f.readline(1 << 20)
+                n += len(piece)
+                if not piece or piece.endswith(b"\n"):
+                    break
+            yield i, None, n
+        else:
+            yield i, line, len(line)
+
+
+def iter_jsonl_stream(f: BinaryIO, text_key: str, id_key: str,
+                      max_record_bytes: int = 256 << 20) -> Iterator[Extracted | ExtractError]:
+    for i, raw, n in iter_lines(f, max_record_bytes):
+        if raw is None:
+            yield _err("record_too_large", f"line{i}: {n} bytes > {max_record_bytes}", f"line{i}")
+            continue
+        yield from _records(iter_jsonl_lines([raw], start=i), text_key, id_key)
+
+
 def iter_jsonl(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | ExtractError]:
+    """JSON lines held in memory (a small ``.json`` file that turned out to be JSONL)."""
     if not data.strip():
         yield ExtractError("empty_file", "zero bytes" if not data else "only whitespace")
         return
-    from corpora_manifests.jsonl import iter_jsonl_lines, split_problem
+    yield from _records(iter_jsonl_lines(data.splitlines()), text_key, id_key)
 
-    for i, obj, problem in iter_jsonl_lines(data.splitlines()):
+
+def _records(parsed, text_key: str, id_key: str) -> Iterator[Extracted | ExtractError]:
+    """``corpora_manifests.jsonl.iter_jsonl_lines`` output -> documents or per-line errors."""
+    for i, obj, problem in parsed:
         where = f"line{i}"
         if problem is not None:
             reason, detail = split_problem(problem)
             reason = {"not_an_object": "not_object"}.get(reason, reason)
-            err = ExtractError(f"record_{reason}", where if reason == "not_object" else f"{where}: {detail}")
-            err.where = where
-            yield err
+            yield _err(f"record_{reason}", where if reason == "not_object" else f"{where}: {detail}", where)
             continue
         try:
             yield _record(obj, text_key, id_key, where)
@@ -68,11 +109,13 @@ def iter_json(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | E
             yield err
 
 
-def iter_parquet(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted | ExtractError]:
+def iter_parquet(data: bytes | BinaryIO, text_key: str, id_key: str,
+                 max_record_bytes: int = 256 << 20) -> Iterator[Extracted | ExtractError]:
+    """Rows of a parquet file (bytes or a seekable file object), a batch at a time."""
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(io.BytesIO(data))
+        pf = pq.ParquetFile(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
     except Exception as e:
         yield ExtractError("parquet_unreadable", f"{type(e).__name__}: {e}")
         return
@@ -80,10 +123,14 @@ def iter_parquet(data: bytes, text_key: str, id_key: str) -> Iterator[Extracted 
         yield ExtractError("parquet_no_text_column", f"no column {text_key!r}")
         return
     i = 0
-    for batch in pf.iter_batches(batch_size=2048):
+    for batch in pf.iter_batches(batch_size=256):
         for row in batch.to_pylist():
             i += 1
             where = f"row{i}"
+            t = row.get(text_key)
+            if isinstance(t, str) and len(t) * 4 > max_record_bytes and len(t.encode("utf-8")) > max_record_bytes:
+                yield _err("record_too_large", f"{where}: text > {max_record_bytes} bytes", where)
+                continue
             md = row.get("metadata")
             if isinstance(md, str):
                 try:

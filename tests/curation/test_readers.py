@@ -275,3 +275,49 @@ def test_fsspec_urls(tmp_path):
     docs = list(DocumentReader(["memory://soaes_test"]).run())
     assert [d.text for d in docs] == ["# 标题\n\n第一条 内容。", "第二条 内容。"]
     fs.rm("/soaes_test", recursive=True)
+
+
+def test_dumps_are_streamed_with_a_per_record_limit(tmp_path):
+    """JSONL (plain, .gz, .zst), parquet and directories are read record by record: a file far larger
+    than the per-document limit is read in full, and only the one over-long record is refused."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import zstandard
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    limit = 4096
+    rec = lambda i, n=200: json.dumps({"id": f"r{i}", "text": "第一条 国有资产。" * (n // 9 + 1)},  # noqa: E731
+                                      ensure_ascii=False) + "\n"
+    lines = [rec(i) for i in range(300)]  # ~200 KB: 50x the limit
+    lines[7] = rec(7, 3 * limit)  # one record over the limit, in the middle
+    body = "".join(lines).encode("utf-8")
+    assert len(body) > 40 * limit
+    (src / "plain.jsonl").write_bytes(body)
+    (src / "sub" / "gz.jsonl.gz").write_bytes(gzip.compress(body))
+    (src / "sub" / "zst.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(body))
+    (src / "no_newline.jsonl").write_bytes(body.rstrip(b"\n"))
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(300)], "text": ["第二条 股权。" * 30] * 300}),
+                   src / "d.parquet", row_group_size=50)
+    r = DocumentReader([str(src)], {"max_document_bytes": limit}, rejects_dir=str(tmp_path / "out"))
+    docs = list(r.run())
+    per_file: dict[str, int] = {}
+    for d in docs:
+        per_file[d.metadata["file_path"].rsplit("/", 1)[-1]] = per_file.get(d.metadata["file_path"].rsplit("/", 1)[-1], 0) + 1
+    assert per_file == {"plain.jsonl": 299, "gz.jsonl.gz": 299, "zst.jsonl.zst": 299, "no_newline.jsonl": 299,
+                        "d.parquet": 300}
+    rej = read_rejects(tmp_path / "out" / "rejects")
+    assert sorted((x["reason"], x["id"].rsplit("/", 1)[-1]) for x in rej) == sorted(
+        ("record_too_large", f"{f}#line8") for f in ("plain.jsonl", "gz.jsonl.gz", "zst.jsonl.zst", "no_newline.jsonl"))
+    # the old per-file key still loads, as the per-document limit
+    assert DocumentReader([str(src)], {"max_file_bytes": 123}).options.max_document_bytes == 123
+
+
+def test_one_document_files_over_the_limit_are_rejected_not_read(tmp_path):
+    (tmp_path / "big.txt").write_text("第一条 内容。" * 2000, encoding="utf-8")
+    (tmp_path / "big.txt.gz").write_bytes(__import__("gzip").compress(("第二条。" * 5000).encode("utf-8")))
+    r = DocumentReader([str(tmp_path)], {"max_document_bytes": 4096}, rejects_dir=str(tmp_path / "out"))
+    assert list(r.run()) == []
+    assert sorted(x["reason"] for x in read_rejects(tmp_path / "out" / "rejects")) == ["document_too_large"] * 2
