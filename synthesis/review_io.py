@@ -329,7 +329,13 @@ def _annotator_of(ann: dict[str, Any], users: dict[str, str] | None = None) -> s
         who = who.get("id")
     if who is None or who == "":
         return "labelstudio:unknown"
-    return (users or {}).get(str(who)) or f"labelstudio:{who}"
+    if (users or {}).get(str(who)):
+        return users[str(who)]
+    # the annotations API (not the JSON export) carries "created_username": "<e-mail>, <id>"
+    created = ann.get("created_username")
+    if isinstance(created, str) and "@" in created.split(",")[0]:
+        return created.split(",")[0].strip()
+    return f"labelstudio:{who}"
 
 
 def _read_labelstudio(path: Path, rep: ImportReport, users: dict[str, str] | None = None) -> Iterator[_Row]:

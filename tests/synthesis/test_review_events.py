@@ -44,6 +44,13 @@ def test_accept_reject_accept_across_three_imports_ends_accepted_with_three_even
         assert [a["before"]["status"] for a in audit] == ["pending", "approved", "rejected"]
         assert {a["actor"] for a in audit} == {"alice@example.org"} and len(st.get(item_id).decisions) == 3
         assert {d.source_id for d in st.get(item_id).decisions} == {"ls:501"}
+        # without a user map: the e-mail in "created_username" (annotations API), else labelstudio:<id>
+        other = tasks[6]["data"]["item_id"]
+        t = _ls_task(tasks, 6, 9, "accept", "2026-11-22T08:00:00.000000Z", ann_id=777)
+        t["annotations"][0]["created_username"] = " carol@example.org, 9"
+        (tmp_path / "carol.json").write_text(json.dumps([t]), encoding="utf-8")
+        import_decisions(st, tmp_path / "carol.json")
+        assert st.get(other).decisions[-1].annotator == "carol@example.org"
         # an older export imported late does not override the newer decision
         f = tmp_path / "old.json"
         f.write_text(json.dumps([_ls_task(tasks, 5, 3, "reject", "2026-11-22T08:30:00.000000Z")]), encoding="utf-8")
