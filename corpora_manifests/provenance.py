@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from .models import Provenance
+from .runs import config_hash, redact_credentials
 
-_SECRET_MARKERS = ("api_key", "apikey", "token", "secret", "password")
 
 
 def _git_commit() -> str | None:
@@ -25,27 +25,24 @@ def _git_commit() -> str | None:
 
 
 def redact_secrets(obj: Any) -> Any:
-    """Secrets never reach manifests: drop values whose key looks like a credential."""
-    if isinstance(obj, dict):
-        return {
-            k: ("<redacted>" if any(m in str(k).lower() for m in _SECRET_MARKERS) and v else redact_secrets(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [redact_secrets(v) for v in obj]
-    return obj
+    """Secrets never reach manifests: credentials only (see ``runs.redact_credentials``)."""
+    return redact_credentials(obj)
 
 
 def config_sha256(config: dict[str, Any] | None, raw_text: str | None = None) -> str | None:
+    """sha256 of the effective config (before redaction); the YAML text only when no config is given."""
+    if config is not None:
+        return config_hash(config)
     if raw_text is not None:
         return hashlib.sha256(raw_text.encode("utf-8")).hexdigest()
-    if config is None:
-        return None
-    return hashlib.sha256(json.dumps(config, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return None
 
 
 def make_provenance(config: dict[str, Any] | None = None, config_text: str | None = None,
-                    command: str | None = None, usage: dict[str, Any] | None = None) -> Provenance:
+                    command: str | None = None, usage: dict[str, Any] | None = None,
+                    hashed: dict[str, Any] | None = None) -> Provenance:
+    """``config`` is echoed (credentials redacted); ``hashed`` (default: ``config``) is the effective
+    config whose sha256 the finished-run check compares."""
     from soaes import __version__
 
     return Provenance(
@@ -53,6 +50,6 @@ def make_provenance(config: dict[str, Any] | None = None, config_text: str | Non
         git_commit=_git_commit(),
         command=command or " ".join(["soaes", *sys.argv[1:]]),
         config=redact_secrets(config) if config is not None else None,
-        config_sha256=config_sha256(config, config_text),
+        config_sha256=config_sha256(hashed if hashed is not None else config, config_text),
         usage=usage or {},
     )

@@ -2,52 +2,18 @@
 per source. Plots are matplotlib PNGs embedded as base64 so the report is one self-contained file."""
 from __future__ import annotations
 
-import base64
-import html
-import io
-import json
 from pathlib import Path
 from typing import Any
 
-from corpora_manifests.models import atomic_write_text
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+from corpora_manifests.report import bar as _bar_plot, esc, img, kv_table, png as _png, pyplot, write_page
 
 
 def _font_setup():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # Source names may be Chinese; use a CJK font when one is installed, else the default.
-    from matplotlib import font_manager
-
-    for name in ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "AR PL UMing CN"):
-        if any(f.name == name for f in font_manager.fontManager.ttflist):
-            plt.rcParams["font.sans-serif"] = [name, "DejaVu Sans"]
-            break
-    return plt
+    return pyplot()
 
 
-def _bar(plt, labels: list[str], values: list[float], title: str, xlabel: str):
-    fig, ax = plt.subplots(figsize=(7, max(2.0, 0.35 * len(labels) + 1)))
-    if labels:
-        ax.barh(range(len(labels)), values, color="#4c72b0")
-        ax.set_yticks(range(len(labels)), labels)
-        ax.invert_yaxis()
-    else:
-        ax.text(0.5, 0.5, "nothing to show", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    return _png(fig)
+def _bar(plt, labels, values, title, xlabel):
+    return _bar_plot(plt, labels, values, title, xlabel)
 
 
 def write_report(out: str | Path, shard_paths: list[str], stats: dict[str, Any], title: str = "corpus") -> Path:
@@ -113,14 +79,5 @@ def write_report(out: str | Path, shard_paths: list[str], stats: dict[str, Any],
         "bytes removed by dedup": dedup.get("removed_bytes", 0),
         "rejected records": sum(sum(c.values()) for c in (stats.get("rejects") or {}).values()),
     }
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,}</td></tr>" for k, v in summary.items())
-    body = "".join(f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,{img}'>"
-                   for t, img in sections)
-    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)} — corpus report</title>"
-           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}th{text-align:left;padding-right:2em}"
-           "img{max-width:100%}</style></head><body>"
-           f"<h1>{html.escape(title)}</h1><table>{rows}</table>{body}"
-           f"<h2>Stats</h2><pre>{html.escape(json.dumps(stats, ensure_ascii=False, indent=2))}</pre></body></html>")
-    target = out / "report.html"
-    atomic_write_text(target, doc)
-    return target
+    body = kv_table(summary) + "".join(f"<h2>{esc(t)}</h2>{img(t, b64)}" for t, b64 in sections)
+    return write_page(out / "report.html", title, body, stats)

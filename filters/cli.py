@@ -87,9 +87,10 @@ def predict(
                                    "in": p.is_in}, ensure_ascii=False))
 
 
-@app.command("build-trainset", help="Assemble labelled domain data (train/valid/held-out JSONL) from ../shared/data.")
+@app.command("build-trainset", help="Assemble labelled domain data (train/valid/held-out JSONL) from a data directory "
+                                     "holding the labelled corpora (docs/filters.md lists them).")
 def build_trainset(
-    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data directory"),
+    data: Path = typer.Option(..., "--data", help="directory holding the labelled corpora (docs/filters.md)"),
     output: Path = typer.Option(..., "--output", "-o"),
     research: bool = typer.Option(False, "--research", help="also use sets without a licence (THUCNews, FewCLUE): "
                                                             "for a local model that must not be redistributed"),
@@ -100,11 +101,11 @@ def build_trainset(
     _echo_json(build(data, output, research=research, binary_labels=binary))
 
 
-@app.command("train-default", help="Rebuild the shipped domain model from ../shared/data in one command: every "
+@app.command("train-default", help="Rebuild the shipped domain model from the labelled corpora (--data) in one command: every "
                                     "labelled source family + pseudo-labelled pool negatives, format views, "
                                     "fastText, threshold (see docs/filters.md).")
 def train_default(
-    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data directory (required)"),
+    data: Path = typer.Option(..., "--data", help="directory holding the labelled corpora (docs/filters.md)"),
     output: Path = typer.Option(None, "--output", "-o", help="default: filters/models/domain_zh.bin"),
     threshold_from: Optional[Path] = typer.Option(None, "--threshold-from",
                                                   help="JSON of benchmarks/domain_lofo.py: use the threshold it chose "

@@ -135,18 +135,36 @@ class FinalizeFilters:
         return finalize_filters(self.cfg, self.config_text, self.command)
 
 
+# Where a run lives and how many processes run it do not change what it produces.
+FILTERS_LOCATION_KEYS = ("output", "executor.kind", "executor.workers", "executor.slurm", "executor.ray")
+
+
+def filters_effective_config(cfg: FiltersConfig) -> dict[str, Any]:
+    from corpora_manifests.runs import effective_config
+
+    return effective_config(cfg.model_dump(mode="json"), FILTERS_LOCATION_KEYS)
+
+
 def run_filters(config: FiltersConfig | str | Path, overrides: list[str] | None = None,
-                config_text: str | None = None, command: str | None = None) -> Path:
+                config_text: str | None = None, command: str | None = None, force: bool = False) -> Path:
     """Run SFT stage 1; return the output directory (holding manifest.json, data/, rejects/, report)."""
     from corpora_manifests.config import load_config
     from corpora_manifests.models import MANIFEST_FILENAME
+    from corpora_manifests.errors import UserError
+    from corpora_manifests.runs import decide, effective_config, manifest_run_check, reset_output
 
     if not isinstance(config, FiltersConfig):
         config, config_text = load_config(config, FiltersConfig, overrides)
     cfg = config
     out = Path(cfg.output)
-    if (out / MANIFEST_FILENAME).exists():
-        return out  # a finished run: no-op
+    check = manifest_run_check(out, filters_effective_config(cfg))
+    if decide(check, force, what="filters"):
+        return out
+    if check.state == "incomplete" and not force:
+        raise UserError(f"filters: {out}: recorded outputs do not check out ({'; '.join(check.problems[:2])}); "
+                        "rerun with --force to redo the stage")
+    if check.state != "absent":
+        reset_output(out)
     _preflight(cfg)
     out.mkdir(parents=True, exist_ok=True)
     from corpora_manifests.executor import Stage, check_executor, run_stages
@@ -187,7 +205,8 @@ def finalize_filters(cfg: FiltersConfig, config_text: str | None = None, command
     tok = load_tokenizer(cfg.tokenizer)
     manifest = Manifest(
         name=cfg.name, stage="sft_stage1",
-        producer=make_provenance(cfg.model_dump(mode="json"), config_text, command=command),
+        producer=make_provenance(cfg.model_dump(mode="json"), config_text, command=command,
+                                 hashed=filters_effective_config(cfg)),
         tokenizer=tokenizer_info(tok),
         sources=sources,
         shards=[Shard(**s) for s in summary["shards"]],

@@ -12,6 +12,7 @@ from synthesis.review_cli import app as review_app
 from training.cli import app as train_app
 from training.distill_cli import app as distill_app
 from training.eval_cli import app as eval_app
+from soaes.pipeline.cli import app as pipeline_app
 
 app = typer.Typer(
     name="soaes",
@@ -27,16 +28,20 @@ app.add_typer(review_app, name="review", help="Human review of generated Q&A: ex
 app.add_typer(train_app, name="train", help="Training from manifests: continual pre-training and curriculum SFT.")
 app.add_typer(distill_app, name="distill", help="Offline distillation: capture teacher top-k log-probs (train with `soaes train distill`).")
 app.add_typer(manifest_app, name="manifest", help="The manifest contract: verify, show, schema, export.")
+app.add_typer(pipeline_app, name="pipeline", help="A whole run from one file: curate → synth → review → filters → train.")
 app.add_typer(eval_app, name="eval", help="Evaluation: ROUGE/BLEU on eval manifests, speculative-decoding benchmark.")
 
 
-@app.command(help="Run the main job on the bundled sample: every stage end to end, offline.")
+@app.command(help="Run the main job on the bundled sample (configs/demo/pipeline.yaml): every stage end to end, "
+                  "offline, one HTML report.")
 def demo(
     output: str = typer.Option("demo_out", "--output", "-o", help="Directory for all demo outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors on the console."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the stages' own logs on the console."),
 ) -> None:
     from soaes.demo import run_demo
 
-    raise typer.Exit(run_demo(output))
+    raise typer.Exit(run_demo(output, quiet=quiet, verbose=verbose))
 
 
 @app.command(help="Print the tool version.")

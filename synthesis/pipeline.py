@@ -73,10 +73,20 @@ def run_synthesis(config: SynthConfig | str | Path, overrides: list[str] | None 
     if not Path(cfg.source.path).exists():
         raise UserError(f"source not found: {cfg.source.path}")
 
+    # The shared finished-run policy: another effective config refuses (with the changed keys)
+    # unless forced. Same config: the fingerprint below (approvals, source) decides the rest.
+    from corpora_manifests.runs import decide, manifest_run_check
+
+    effective = synth_effective_config(cfg)
+    check = manifest_run_check(out, effective, manifest_dirs=[out / "sft_stage2", out / "eval"])
+    if check.state == "changed":
+        decide(check, force, what="synth")
     out.mkdir(parents=True, exist_ok=True)
     store = ReviewStore(cfg.store_path)
     try:
         fingerprint = _run_fingerprint(cfg, config_text, store)
+        if check.state == "incomplete":
+            fingerprint += ":outputs-do-not-check-out"  # never a no-op: rebuild the manifests
         if not force and _finished(out, fingerprint):
             log.info("nothing to do: %s is finished for this config and these approvals", out)
             return out
@@ -104,6 +114,15 @@ def run_synthesis(config: SynthConfig | str | Path, overrides: list[str] | None 
 
 
 # ---- fingerprint / no-op ----------------------------------------------------------------------------
+
+SYNTH_LOCATION_KEYS = ("output_dir", "llm.cache_path", "review.store_path", "llm.max_concurrency")
+
+
+def synth_effective_config(cfg: SynthConfig) -> dict[str, Any]:
+    from corpora_manifests.runs import effective_config
+
+    return effective_config(cfg.model_dump(mode="json"), SYNTH_LOCATION_KEYS)
+
 
 def _file_sig(path: str) -> str:
     p = Path(path)
@@ -358,7 +377,8 @@ def _build(cfg: SynthConfig, store, expert_items: list[QAItem], gen: dict[str, A
     tok_info = tokenizer_info(tokenizer)
     usage = dict(gen.get("usage") or {})
     usage["generator"] = cfg.generator
-    prov = make_provenance(config=cfg.model_dump(), config_text=config_text, command=command, usage=usage)
+    prov = make_provenance(config=cfg.model_dump(mode="json"), config_text=config_text, command=command, usage=usage,
+                           hashed=synth_effective_config(cfg))
     store_counts = store.status_counts()
     doc_groups = {s: sorted({r["metadata"]["synth.doc_group"] for r in by_split[s]}) for s in SPLITS}
     stats = {

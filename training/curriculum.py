@@ -215,11 +215,59 @@ def _link_final(out: Path, model_dir: Path) -> None:
     os.replace(tmp, link)
 
 
+# Where the run and its token cache live does not change what is trained.
+TRAIN_LOCATION_KEYS = ("output_dir", "cache_dir", "dataloader_num_workers")
+
+
+def train_effective_config(cfg: TrainConfig) -> dict[str, Any]:
+    from corpora_manifests.runs import effective_config
+
+    return effective_config(cfg.model_dump(mode="json"), TRAIN_LOCATION_KEYS)
+
+
+def _has_weights(model_dir: Path) -> bool:
+    return model_dir.is_dir() and (any(model_dir.glob("*.safetensors")) or any(model_dir.glob("pytorch_model*.bin")))
+
+
+STARTED_FILE = "run_started.json"  # the effective config an unfinished run was started with
+
+
+def train_run_check(cfg: TrainConfig):
+    """The finished-run check for a training run: run.json is the record, the final weights (and
+    every stage's weights) are the outputs that must exist."""
+    from corpora_manifests.runs import check_run
+
+    out = Path(cfg.output_dir)
+    run_json = out / "run.json"
+    if not run_json.exists():
+        started = out / STARTED_FILE
+        if not started.exists():
+            return check_run(out, {}, None)
+        # an interrupted run: resumable with the same config, refused (or --force) with another
+        recorded = json.loads(started.read_text(encoding="utf-8"))
+        check = check_run(out, train_effective_config(cfg), recorded, ["interrupted before the end"])
+        return check
+    try:
+        prev = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        prev = {}
+    recorded = {"config": (prev.get("producer") or {}).get("config") or {},
+                "config_sha256": prev.get("resolved_config_sha256")}
+    problems = []
+    if not _has_weights(out / "final"):
+        problems.append(f"no final weights in {out / 'final'}")
+    for i in range(len(cfg.stages)):
+        if not _has_weights(stage_dir(cfg, i) / "model"):
+            problems.append(f"stage {cfg.stages[i].name}: no weights in {stage_dir(cfg, i) / 'model'}")
+    return check_run(out, train_effective_config(cfg), recorded, problems)
+
+
 def run_training(config: TrainConfig | str | Path, overrides: list[str] | None = None, *,
-                 config_text: str | None = None, command: str | None = None) -> Path:
+                 config_text: str | None = None, command: str | None = None, force: bool = False) -> Path:
     """Train every stage of ``config`` (a TrainConfig or a YAML path + ``key=value`` overrides,
     ``stages.N.key=value`` included); return the output directory."""
     from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.runs import config_hash, decide, reset_output
     from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer, tokenizer_info
 
     if not isinstance(config, TrainConfig):
@@ -229,16 +277,29 @@ def run_training(config: TrainConfig | str | Path, overrides: list[str] | None =
     cfg = config
     out = Path(cfg.output_dir)
     cfg_dump = cfg.model_dump(mode="json")
-    # Where the token cache lives does not change what is trained.
-    cfg_sha = _sha({k: v for k, v in cfg_dump.items() if k not in ("cache_dir", "dataloader_num_workers")})
+    effective = train_effective_config(cfg)
+    cfg_sha = config_hash(effective)
     run_json = out / "run.json"
-    if run_json.exists():
-        prev = json.loads(run_json.read_text(encoding="utf-8"))
-        if prev.get("resolved_config_sha256") != cfg_sha:
-            raise UserError(f"{out} holds a finished run of a different config; use a new output_dir")
-        log.info("%s is already finished: nothing to do", out)
+    check = train_run_check(cfg)
+    if decide(check, force, what="train"):
         return out
+    if force and check.state != "absent":
+        reset_output(out)
+    elif check.state == "incomplete":
+        # Finished on paper but the weights are gone: forget the record and the stages whose
+        # weights are missing; run_stage then resumes each from its last kept checkpoint.
+        run_json.unlink(missing_ok=True)
+        for i in range(len(cfg.stages)):
+            sdir = stage_dir(cfg, i)
+            if not _has_weights(sdir / "model"):
+                (sdir / "stage.json").unlink(missing_ok=True)
 
+    if int(os.environ.get("RANK", "0")) == 0 and not (out / STARTED_FILE).exists():
+        from corpora_manifests.runs import redact_credentials
+
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / STARTED_FILE, json.dumps(
+            {"config": redact_credentials(cfg_dump), "config_sha256": cfg_sha}, indent=2, ensure_ascii=False))
     from .deepspeed_config import ensure_process_env
 
     world_size = ensure_process_env()
@@ -255,7 +316,7 @@ def run_training(config: TrainConfig | str | Path, overrides: list[str] | None =
         init_from = Path(r["model_dir"])
     if int(os.environ.get("RANK", "0")) == 0:
         _link_final(out, init_from)
-        prov = make_provenance(cfg_dump, config_text, command)
+        prov = make_provenance(cfg_dump, config_text, command, hashed=effective)
         record = {
             "name": cfg.name,
             "kind": cfg.kind,

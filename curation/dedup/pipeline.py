@@ -76,7 +76,7 @@ def make_reader_factory(paths: list[str], output_dir: str, text_key: str = "text
 
 
 def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None = None,
-              command: str | None = None) -> Path:
+              command: str | None = None, force: bool = False) -> Path:
     """Run (or resume) a dedup job; returns the output directory holding manifest.json (on Slurm: once
     the jobs are submitted; the last job writes manifest.json)."""
     from corpora_manifests.provenance import make_provenance
@@ -88,13 +88,16 @@ def run_dedup(config: DedupRunConfig | dict[str, Any], config_text: str | None =
 
     cfg = DedupRunConfig.model_validate(config) if isinstance(config, dict) else config
     out = Path(cfg.output)
-    if (out / "manifest.json").exists():  # a finished run: re-running it is a no-op
-        from corpora_manifests.models import load_manifest
-        from corpora_manifests.provenance import redact_secrets
+    from corpora_manifests.runs import decide, manifest_run_check, reset_output
 
-        if load_manifest(out).producer.config == redact_secrets(cfg.model_dump(mode="json")):
-            return out
-        raise UserError(f"{out} already holds a finished run with another config; choose another --output")
+    check = manifest_run_check(out, cfg.model_dump(mode="json"))
+    if decide(check, force, what="curate dedup"):
+        return out
+    if check.state == "incomplete" and not force:
+        raise UserError(f"curate dedup: {out}: recorded outputs do not check out "
+                        f"({'; '.join(check.problems[:2])}); rerun with --force to redo it")
+    if check.state != "absent":
+        reset_output(out)
     check_executor(cfg.executor)
     from corpora_manifests.tokenizer import TokenizerNotFound, load_tokenizer
 

@@ -177,7 +177,8 @@ def check_inputs_and_output(cfg: ExtractConfig) -> None:
             raise UserError(f"input not found or empty: {missing[0]}")
 
 
-def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None) -> Path:
+def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str | None = None,
+                force: bool = False) -> Path:
     """Run the extraction pipeline; return the output directory (with manifest.json when finished).
 
     ``config_text`` (the YAML as written) is accepted for symmetry with other pipelines; provenance
@@ -187,18 +188,19 @@ def run_extract(cfg: ExtractConfig, config_text: str | None = None, command: str
     UserError (pick another output). An interrupted run resumes: datatrove skips completed ranks.
     """
     from corpora_manifests.errors import UserError
-    from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
-    from corpora_manifests.provenance import config_sha256
+    from corpora_manifests.runs import decide, manifest_run_check, reset_output
     from curation.writers import ShardsWriter
 
     check_inputs_and_output(cfg)
     out = Path(cfg.output)
-    sha = config_sha256(cfg.model_dump(mode="json"))
-    if (out / MANIFEST_FILENAME).exists():
-        prev = load_manifest(out)
-        if prev.producer.config_sha256 == sha:
-            return out
-        raise UserError(f"{out} already holds a finished run with another config; choose another --output")
+    check = manifest_run_check(out, cfg.model_dump(mode="json"))
+    if decide(check, force, what="curate extract"):
+        return out
+    if check.state == "incomplete" and not force:
+        raise UserError(f"curate extract: {out}: recorded outputs do not check out "
+                        f"({'; '.join(check.problems[:2])}); rerun with --force to redo it")
+    if check.state != "absent":
+        reset_output(out)
     out.mkdir(parents=True, exist_ok=True)
     pipeline = build_extract_steps(cfg, out) + [
         ShardsWriter(out, default_source=cfg.source_name(), tokenizer=cfg.tokenizer, target_bytes=cfg.shard_bytes)

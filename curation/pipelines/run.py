@@ -65,8 +65,18 @@ class StagedDocsWriter(PipelineStep):
         return iter(())
 
 
+# Where a run lives and how many processes run it do not change what it produces.
+CURATE_LOCATION_KEYS = ("output", "executor.kind", "executor.workers", "executor.slurm", "executor.ray")
+
+
+def curate_effective_config(cfg: "CurateRunConfig") -> dict[str, Any]:
+    from corpora_manifests.runs import effective_config
+
+    return effective_config(cfg.model_dump(mode="json"), CURATE_LOCATION_KEYS)
+
+
 def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None = None,
-               command: str | None = None) -> Path:
+               command: str | None = None, force: bool = False) -> Path:
     """Run (or resume) the CPT pipeline; returns the output directory (manifest.json when finished).
 
     Relative input/output paths in a config file are resolved against the current directory.
@@ -74,7 +84,8 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
     """
     from corpora_manifests.errors import UserError
     from corpora_manifests.models import MANIFEST_FILENAME, load_manifest
-    from corpora_manifests.provenance import make_provenance, redact_secrets
+    from corpora_manifests.provenance import make_provenance
+    from corpora_manifests.runs import decide, manifest_run_check, reset_output
     from curation.dedup.finalize import FinalizeCorpus
     from curation.dedup.reader import RecordsReader
     from curation.dedup.stages import Stage, check_executor, dedup_stages, run_stages
@@ -86,11 +97,16 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
     check_inputs_and_output(cfg)
     out = Path(cfg.output)
     dumped = cfg.model_dump(mode="json")
-    if (out / MANIFEST_FILENAME).exists():
-        # compare the effective config (YAML + overrides), not the YAML text's hash
-        if load_manifest(out).producer.config == redact_secrets(dumped):
-            return out
-        raise UserError(f"{out} already holds a finished run with another config; choose another output")
+    effective = curate_effective_config(cfg)
+    check = manifest_run_check(out, effective)
+    if decide(check, force, what="curate"):
+        return out
+    if check.state == "incomplete" and not force:
+        # datatrove's completion markers would skip the finished tasks: the shards cannot come back
+        raise UserError(f"curate: {out}: recorded outputs do not check out ({'; '.join(check.problems[:2])}); "
+                        "rerun with --force to redo the stage")
+    if check.state != "absent":
+        reset_output(out)
     ex = cfg.executor
     check_executor(ex)
     if cfg.tokenizer:
@@ -102,7 +118,7 @@ def run_curate(config: CurateRunConfig | dict[str, Any], config_text: str | None
             raise UserError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
     staged = out / "dedup_work" / "extracted"
-    prov = make_provenance(dumped, config_text, command)
+    prov = make_provenance(dumped, config_text, command, hashed=effective)
 
     def make_readers():
         return [RecordsReader(str(staged), "*.parquet", str(out))]

@@ -214,8 +214,33 @@ class DocumentReader(BaseReader):
         self.rejects_dir = rejects_dir
         self.source = source
 
+    def _input_root(self) -> str | None:
+        """The common directory of the local inputs: ids and ``file_path`` are relative to it, so the
+        same inputs give the same shard bytes wherever the data (or the clone) lives."""
+        if not hasattr(self, "_root_cache"):
+            import re
+
+            bases = []
+            for i in self.inputs:
+                if "://" in i:
+                    continue
+                base = os.path.abspath(re.split(r"[*?\[]", i)[0] or ".")
+                bases.append(base if os.path.isdir(base) else os.path.dirname(base))
+            self._root_cache = os.path.commonpath(bases) if bases else None
+        return self._root_cache
+
+    def _rel(self, path: str) -> str:
+        root = self._input_root()
+        if root is None or "://" in path:
+            return path
+        full = os.path.abspath(path)
+        if full == root or not full.startswith(root.rstrip(os.sep) + os.sep):
+            return path
+        return PurePosixPath(*os.path.relpath(full, root).split(os.sep)).as_posix()
+
     def _doc_id(self, path: str, suffix: str | None) -> str:
-        return f"{path}#{suffix}" if suffix else path
+        rel = self._rel(path)
+        return f"{rel}#{suffix}" if suffix else rel
 
     def read_path(self, path: str, rank: int = 0, rejects=None):
         """Documents of one file; problems are written to ``rejects`` (or only counted)."""
@@ -226,7 +251,8 @@ class DocumentReader(BaseReader):
             if rejects is not None:
                 from curation.rejects import reject_document
 
-                reject_document(rejects, rank, id=self._doc_id(path, suffix), path=path, reason=reason, detail=detail)
+                reject_document(rejects, rank, id=self._doc_id(path, suffix), path=self._rel(path), reason=reason,
+                                detail=detail)
 
         pp = PurePosixPath(path)
         suffix = pp.suffix.lower()
@@ -345,7 +371,7 @@ class DocumentReader(BaseReader):
     def _to_document(self, path: str, fmt: str, item: Extracted) -> Document:
         md = dict(item.metadata)
         md.setdefault("format", fmt)
-        md["file_path"] = path
+        md["file_path"] = self._rel(path)  # relative to the inputs' common directory (reproducible)
         if self.source:
             md.setdefault("source", self.source)
         self.stat_update("documents")

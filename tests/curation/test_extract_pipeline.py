@@ -9,7 +9,7 @@ from corpora_manifests.models import load_manifest
 from corpora_manifests.rejects import read_rejects
 from corpora_manifests.shards import iter_rows, verify_manifest
 from curation.pipelines.extract import ExtractConfig, build_extract_steps, run_extract
-from curation.readers.files import list_input_files
+from curation.readers.files import DocumentReader, list_input_files
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,10 @@ def test_manifest_shards_and_rejects(run):
 
 def test_no_input_file_vanishes(run):
     cfg, out = run
-    listed = set(list_input_files(cfg.inputs))
+    rel = DocumentReader(cfg.inputs)._rel  # ids and paths are relative to the inputs' common directory
+    listed = {rel(p) for p in list_input_files(cfg.inputs)}
     kept = {r["metadata"]["file_path"] for r in iter_rows(out)}
+    assert not any(p.startswith("/") for p in kept)
     rejected = {r["path"] for r in read_rejects(out / "rejects")}
     assert listed == kept | rejected
     gb = [r for r in iter_rows(out) if r["metadata"]["file_path"].endswith("govcn_gb18030.html")]

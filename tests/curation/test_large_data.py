@@ -14,7 +14,7 @@ def _read(folder, tmp_path):
     r = DocumentReader([str(folder)], rejects_dir=str(tmp_path))
     docs = list(r.run())
     rej = read_rejects(tmp_path / "rejects") if (tmp_path / "rejects").exists() else []
-    listed = set(list_input_files([str(folder)]))
+    listed = {r._rel(p) for p in list_input_files([str(folder)])}  # ids/paths are relative to the input root
     assert listed == {d.metadata["file_path"] for d in docs} | {x["path"] for x in rej}  # none vanishes
     return docs, rej
 

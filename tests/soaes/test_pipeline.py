@@ -1,0 +1,120 @@
+"""`soaes pipeline`: configs/soaesv2.yaml itself runs through every stage on the fixtures (only
+--set overrides: inputs → fixtures, model → a tiny Qwen2, sizes → tiny), stops at the review gate,
+reruns as a no-op and marks exactly the stages a changed key affects as stale."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from corpora_manifests.errors import UserError
+from corpora_manifests.models import load_manifest
+from corpora_manifests.shards import verify_manifest
+from soaes.pipeline import load_pipeline, pipeline_status, run_pipeline
+from tests.conftest import REPO
+
+PAPER = REPO / "configs" / "soaesv2.yaml"
+TINY = "{hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1}"
+FIX = "tests/fixtures"
+
+# Only what a user on a laptop would override: inputs (fixtures), the base model (tiny) and sizes.
+SETS = [
+    f"cpt.inputs=[{FIX}/laws/laws_sample.jsonl, {FIX}/html/govcn]", "cpt.tasks=1", "cpt.workers=1",
+    "cpt.source=fixtures", "cpt.dedup.keep=newest", "cpt.dedup.date_key=version_date",
+    "synth.generator=rules", "synth.source.limit=12",          # offline generator, a few documents
+    f"sft_stage1.inputs=[{{path: {FIX}/instructions/disc_fin_sft_samples.jsonl, source: disc_fin}},"
+    f" {{path: {FIX}/instructions/sharegpt_zh_1k.jsonl, source: sharegpt_zh}}]",
+    f"sft_stage1.decontam.eval_sets.1.path={FIX}/eval/lawbench_sample.jsonl",
+    f"sft_stage1.decontam.eval_sets.2.path={FIX}/eval/disc_law_eval_sample.jsonl",
+    f"sft_stage1.decontam.eval_sets.3.path={FIX}/eval/disc_law_eval_sample.jsonl",  # no disc_fin_eval fixture
+    "sft_stage1.executor.tasks=1", "sft_stage1.executor.workers=1",
+    "train_cpt.model.path=null", f"train_cpt.model.tiny={TINY}",
+]
+for run in ("train_cpt", "train_sft"):
+    # CPU, seconds: no DeepSpeed CPU-Adam JIT build, short sequences, a couple of steps per stage
+    SETS += [f"{run}.deepspeed.enabled=false", f"{run}.seq_len=128", f"{run}.gradient_checkpointing=false",
+             f"{run}.save_steps=2"]
+SETS += ["train_cpt.stages.0.global_batch_size=1", "train_cpt.stages.0.max_steps=2"]
+SETS += [f"train_sft.stages.{i}.{k}" for i in (0, 1) for k in ("global_batch_size=1", "max_steps=2")]
+
+
+def _load(root, extra=()):
+    return load_pipeline(PAPER, SETS + list(extra), root=root)
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("soaesv2") / "run"
+    prev = Path.cwd()
+    os.chdir(REPO)  # fixture paths are relative to the repository, as a user's data/ would be to theirs
+    try:
+        p = _load(root)
+        first = run_pipeline(p)
+        # the paper run stops at the review gate: nobody has reviewed anything yet
+        assert [o.action for o in first][-1] == "waiting" and first[-1].name == "review"
+        assert "soaes review export" in first[-1].detail
+        assert pipeline_status(p)["review"].state == "waiting"
+        from synthesis.store import ReviewStore
+
+        with ReviewStore(p.contexts["synth"].config.store_path) as store, store.batch():
+            for s in store.list_pending():  # an annotator accepts every pair (the review app's call)
+                store.record_decision(s.item.item_id, "accept", "annotator-1", channel="test")
+        second = run_pipeline(p)
+        yield p, first, second
+    finally:
+        os.chdir(prev)
+
+
+def test_paper_config_chains_through_every_stage(paper_run):
+    p, _, second = paper_run
+    assert [o.name for o in second if o.action == "ran"] == ["review", "sft_stage1", "train_cpt", "train_sft"]
+    root = p.root
+    cpt, synth_train, synth_eval, stage1 = (root / "cpt", root / "synth" / "sft_stage2", root / "synth" / "eval",
+                                            root / "sft_stage1")
+    for d in (cpt, synth_train, synth_eval, stage1):
+        m = load_manifest(d)
+        assert verify_manifest(d, m) == [] and m.totals.records > 0
+    # each stage consumed the previous stage's manifest, not a path of its own config file
+    assert load_manifest(synth_train).sources[0].uri == str((Path(REPO) / cpt).resolve()) or \
+        Path(load_manifest(synth_train).sources[0].uri).resolve() == cpt.resolve()
+    s1 = load_manifest(stage1)
+    assert s1.producer.config["decontam"]["eval_sets"][0]["path"] == str(synth_eval)
+    sft_run = json.loads((root / "train_sft" / "run.json").read_text())
+    consumed = {Path(m["path"] if isinstance(m, dict) else m).resolve() for m in sft_run["consumed_manifests"]}
+    assert {stage1.resolve(), synth_train.resolve()} <= consumed | {c.parent for c in consumed}
+    assert (root / "train_sft" / "final").resolve().is_dir()
+    assert sft_run["producer"]["config"]["model"]["path"] == str(root / "train_cpt" / "final")
+    # approvals are the annotator's, recorded in every SFT stage-2 row
+    from corpora_manifests.shards import iter_rows
+
+    assert {tuple(r["metadata"]["review.annotators"]) for r in iter_rows(synth_train)} == {("annotator-1",)}
+
+
+def test_rerun_is_up_to_date_and_recomputes_nothing(paper_run):
+    p, _, _ = paper_run
+    files = [f for f in p.root.rglob("*") if f.is_file() and ".pipeline" not in f.parts and f.name != "pipeline.log"]
+    before = {f: f.stat().st_mtime_ns for f in files}
+    again = run_pipeline(_load(p.root))
+    assert [(o.name, o.action) for o in again] == [(n, "up to date") for n in p.order]
+    assert {f: f.stat().st_mtime_ns for f in files if f.exists()} == before
+
+
+def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run):
+    p, _, _ = paper_run
+    changed = _load(p.root, ["synth.chunking.min_chars=50"])
+    st = pipeline_status(changed)
+    assert {n for n, s in st.items() if s.state == "done"} == {"cpt", "train_cpt"}
+    assert st["synth"].state == "stale" and st["synth"].changed == ["chunking.min_chars"]
+    assert {st[n].state for n in ("review", "sft_stage1", "train_sft")} <= {"stale", "pending"}
+    with pytest.raises(UserError, match=r"chunking\.min_chars.*--force synth"):
+        run_pipeline(changed)
+    # a training key: only that training run
+    st = pipeline_status(_load(p.root, ["train_sft.stages.1.learning_rate=1e-4"]))
+    assert {n for n, s in st.items() if s.state != "done"} == {"train_sft"}
+
+
+def test_unknown_stage_and_bad_set_fail_with_one_line(tmp_path):
+    with pytest.raises(UserError, match="expected STAGE.key=value"):
+        load_pipeline(PAPER, ["nosuchstage.x=1"], root=tmp_path)
+    with pytest.raises(UserError, match="no stage 'nope'"):
+        run_pipeline(load_pipeline(PAPER, [], root=tmp_path), until="nope")
