@@ -19,7 +19,7 @@ FIX = "tests/fixtures"
 
 # Only what a user on a laptop would override: inputs (fixtures), the base model (tiny) and sizes.
 SETS = [
-    f"cpt.inputs=[{FIX}/laws/laws_sample.jsonl, {FIX}/html/govcn]", "cpt.tasks=1", "cpt.workers=1",
+    f"cpt.inputs=[{FIX}/laws/laws_sample.jsonl, {FIX}/html/govcn]", "cpt.executor.tasks=1", "cpt.executor.workers=1",
     "cpt.source=fixtures", "cpt.dedup.keep=newest", "cpt.dedup.date_key=version_date",
     "synth.generator=rules", "synth.source.limit=12",          # offline generator, a few documents
     f"sft_stage1.inputs=[{{path: {FIX}/instructions/disc_fin_sft_samples.jsonl, source: disc_fin}},"
