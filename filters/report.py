@@ -5,9 +5,6 @@ content plus bar charts from matplotlib, embedded as PNG) next to the manifest.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 from typing import Any
 
@@ -51,35 +48,20 @@ def render_markdown(manifest, summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bar_png(title: str, d: dict) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    items = list(d.items())[:15]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(items) + 1))
-    ax.barh([str(k) for k, _ in items][::-1], [v for _, v in items][::-1])
-    ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
 def write_report(out: Path, manifest, summary: dict[str, Any]) -> None:
+    """report.md plus report.html through the one report writer (corpora_manifests.report)."""
     from corpora_manifests.models import atomic_write_text
+    from corpora_manifests.report import bar, esc, img, pyplot, write_page
 
     md = render_markdown(manifest, summary)
     atomic_write_text(out / "report.md", md)
     st = summary["stats"]
+    plt = pyplot()
     charts = []
     for title, key in (("drop reasons", "drop_reasons"), ("language (all)", "language_distribution"),
                        ("domain (all)", "domain_distribution")):
         if st[key]:
-            charts.append(f'<img alt="{title}" src="data:image/png;base64,{_bar_png(title, st[key])}">')
-    page = ("<!doctype html><meta charset='utf-8'><title>SFT stage 1 report</title>"
-            "<style>body{font-family:sans-serif;max-width:60em;margin:auto}pre{white-space:pre-wrap}</style>"
-            + "".join(charts) + f"<pre>{html.escape(md)}</pre>")
-    atomic_write_text(out / "report.html", page)
+            items = list(st[key].items())[:15]
+            charts.append(img(title, bar(plt, [str(k) for k, _ in items], [v for _, v in items], title, "records")))
+    write_page(out / "report.html", f"SFT stage 1 report: {manifest.name}",
+               "".join(charts) + f"<pre style='white-space:pre-wrap'>{esc(md)}</pre>")

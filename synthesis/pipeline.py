@@ -387,6 +387,8 @@ def _build(cfg: SynthConfig, store, expert_items: list[QAItem], gen: dict[str, A
             "chunks": gen["chunks"], "candidates": gen["candidates"], "valid_items": gen["valid_items"],
             "new_items": gen["new_items"], "generation_failures": gen["failures"],
             "review": store_counts, "expert_items": len(expert_items),
+            # who decided: a demo's automatic approvals stay visibly labelled in the manifest
+            "review_annotators": {a["annotator"]: a["items"] for a in store.annotators()},
             "split_composition": {s: dict(comp[s]) for s in SPLITS},
             "split_documents": {s: len(doc_groups[s]) for s in SPLITS},
             "seconds": round(time.time() - t0, 2),
@@ -434,14 +436,9 @@ def _write_report(out: Path, built: dict[str, Any]) -> None:
     stats = built["stats"]
     atomic_write_text(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2))
     try:
-        import base64
-        import io
+        from corpora_manifests.report import esc, img, kv_table, png, pyplot, write_page
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
         comp = stats["synthesis"]["split_composition"]
         keys = sorted({k for c in comp.values() for k in c})
@@ -457,15 +454,11 @@ def _write_report(out: Path, built: dict[str, Any]) -> None:
         grounding = [g for g in grounding if g is not None]
         axes[1].hist(grounding, bins=20, range=(0, 1))
         axes[1].set_title("answer grounding (char 3-gram overlap)")
-        buf = io.BytesIO()
         fig.tight_layout()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
-        img = base64.b64encode(buf.getvalue()).decode()
-        html = ("<html><head><meta charset='utf-8'><title>SFT stage 2</title></head><body>"
-                "<h1>SFT stage 2 synthesis</h1>"
-                f"<img src='data:image/png;base64,{img}'/>"
-                f"<pre>{json.dumps(stats, ensure_ascii=False, indent=2)}</pre></body></html>")
-        atomic_write_text(out / "report.html", html)
+        s = stats["synthesis"]
+        summary = {k: s[k] for k in ("documents", "chunks", "candidates", "valid_items") if k in s}
+        summary.update({f"review: {k}": v for k, v in (s.get("review") or {}).items() if isinstance(v, int)})
+        write_page(out / "report.html", "SFT stage 2 synthesis",
+                   kv_table(summary) + f"<h2>{esc('Splits and grounding')}</h2>" + img("splits", png(fig)), stats)
     except Exception as e:  # noqa: BLE001 - the report is a convenience; the run's outputs stand
         log.warning("could not write report.html: %s", e)

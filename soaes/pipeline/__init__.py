@@ -64,6 +64,10 @@ class StageSpec(BaseModel):
         return list(dict.fromkeys(deps))
 
 
+# `--set STAGE.<field>` sets these stage fields; every other key goes to the stage's config
+STAGE_FIELDS_SETTABLE = ("auto_approve",)
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -167,7 +171,7 @@ def load_pipeline(path: str | Path, sets: list[str] | None = None, root: str | P
     for item in sets or []:
         key, value = _parse_set(item)
         head, _, rest = key.partition(".")
-        if head in names and rest in StageSpec.model_fields and rest not in ("name", "kind", "config"):
+        if head in names and rest in STAGE_FIELDS_SETTABLE:
             # a stage field (e.g. review.auto_approve), not a key of the stage's config
             next(s for s in raw["stages"] if isinstance(s, dict) and s.get("name") == head)[rest] = value
         elif head in names and rest:
@@ -286,7 +290,7 @@ def pipeline_status(p: Pipeline, deep: bool = False) -> dict[str, StageStatus]:
 @dataclass
 class StageOutcome:
     name: str
-    action: Literal["up to date", "ran", "waiting"]
+    action: Literal["up to date", "ran", "waiting", "blocked"]
     seconds: float
     detail: str = ""
 
@@ -307,8 +311,9 @@ def run_pipeline(p: Pipeline, until: str | None = None, force: list[str] | None 
                  on_stage=None) -> list[StageOutcome]:
     """Run the stages in dependency order (only ``until`` and its ancestors if given).
 
-    ``on_stage(event, name, detail)`` is called with ``start`` / ``done`` / ``skip`` / ``waiting``.
-    Returns one outcome per visited stage; stops after a review gate that waits.
+    ``on_stage(event, name, detail)`` is called with ``start`` / ``done`` / ``skip`` / ``waiting`` /
+    ``blocked``. Returns one outcome per visited stage; a review gate that waits blocks the stages
+    after it, the others still run.
     """
     import time
 
@@ -320,10 +325,18 @@ def run_pipeline(p: Pipeline, until: str | None = None, force: list[str] | None 
     notify = on_stage or (lambda *a: None)
     statuses: dict[str, StageStatus] = {}
     redone: set[str] = set()
+    blocked: set[str] = set()  # a waiting review gate and everything after it
     outcomes: list[StageOutcome] = []
     for name in [n for n in p.order if n in wanted]:
         ctx = p.contexts[name]
         kind = get_kind(ctx.spec.kind)
+        waits_for = [d for d in ctx.spec.depends_on() if d in blocked]
+        if waits_for:
+            blocked.add(name)
+            statuses[name] = StageStatus("pending", f"waits for {', '.join(waits_for)}")
+            outcomes.append(StageOutcome(name, "blocked", 0.0, f"waits for {', '.join(waits_for)}"))
+            notify("blocked", name, f"waits for {', '.join(waits_for)}")
+            continue
         st = stage_status(p, name, statuses, deep=True)
         upstream_redone = [d for d in ctx.spec.depends_on() if d in redone]
         forced = name in force
@@ -342,10 +355,12 @@ def run_pipeline(p: Pipeline, until: str | None = None, force: list[str] | None 
         result = kind.run(ctx, forced or bool(upstream_redone) or st.detail.startswith("inputs changed"))
         dt = time.perf_counter() - t0
         if result is not None and result.state == "waiting":
+            # stages that do not need the gate (e.g. CPT training) go on while annotators work
             statuses[name] = result
+            blocked.add(name)
             outcomes.append(StageOutcome(name, "waiting", dt, result.detail))
             notify("waiting", name, result.detail)
-            break
+            continue
         _write_record(p, name)
         statuses[name] = StageStatus("done", "ran")
         redone.add(name)

@@ -84,7 +84,7 @@ CONSOLE_FILE = None
 def _console():
     from rich.console import Console
 
-    return Console(file=CONSOLE_FILE) if CONSOLE_FILE is not None else Console()
+    return Console(file=CONSOLE_FILE, soft_wrap=True) if CONSOLE_FILE is not None else Console(soft_wrap=True)
 
 
 def run_with_console(pipeline_path, sets, output, until, force, quiet=False, verbose=False,
@@ -104,7 +104,7 @@ def run_with_console(pipeline_path, sets, output, until, force, quiet=False, ver
         con0.print(f"[bold]{title or p.config.name}[/] → {p.root}   (stage logs: {log_file})")
     with stage_logs_to(log_file, verbose):
         def on_stage(event, name, detail):
-            if quiet and event != "waiting":
+            if quiet and event not in ("waiting", "blocked"):
                 return
             con = _console()
             kind = p.contexts[name].spec.kind
@@ -116,6 +116,8 @@ def run_with_console(pipeline_path, sets, output, until, force, quiet=False, ver
                 con.print(f"[green]✓[/] {name}: up to date")
             elif event == "waiting":
                 con.print(f"[magenta]⏸ {name}: waiting for review[/] — {detail}")
+            elif event == "blocked":
+                con.print(f"[magenta]⏸[/] {name}: not run, {detail}")
 
         outcomes = run_pipeline(p, until=until, force=force, on_stage=on_stage)
         extra = after(p, outcomes, _console()) if after else None

@@ -154,11 +154,8 @@ def _review_section(ctx) -> str:
         return "<p>no review store yet</p>"
     with ReviewStore(path, readonly=True) as store:
         counts = store.status_counts()
-        annotators: dict[str, int] = {}
-        for s in store.iter_approved():
-            for d in store.decisions_for(s.item.item_id):
-                annotators[d.annotator] = annotators.get(d.annotator, 0) + 1
+        annotators = {a["annotator"]: a["items"] for a in store.annotators()}
     summary = {k: v for k, v in counts.items() if isinstance(v, int)}
-    summary.update({f"decisions by {k}" + (" (DEMO, not a person)" if k == DEMO_ANNOTATOR else ""): v
+    summary.update({f"items decided by {k}" + (" (DEMO, not a person)" if k == DEMO_ANNOTATOR else ""): v
                     for k, v in annotators.items()})
     return kv_table(summary)
