@@ -102,7 +102,7 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
     plt = pyplot()
     root = p.root
     statuses = pipeline_status(p)
-    overview, manifest_rows, sections = [], [], []
+    overview, manifest_rows, sections, training = [], [], [], []
     for name in p.order:
         ctx = p.contexts[name]
         kind = get_kind(ctx.spec.kind)
@@ -112,7 +112,7 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
         links = []
         main = outs.get("dir", outs.get(""))
         for rep in ("report.html", "report.md"):
-            if main is not None and (main / rep).is_file():
+            if main is not None and (main / rep).is_file() and ctx.spec.kind != "review":
                 links.append(_link(root, main / rep, f"{name}/{rep}" if ctx.spec.kind != "review" else rep))
         body = ""
         if ctx.spec.kind in ("curate", "filters", "synth"):
@@ -129,7 +129,7 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
             if summary:
                 body = kv_table(summary) + body
         overview.append([esc(name), esc(ctx.spec.kind), esc(state), " · ".join(links)])
-        sections.append(f"<h2 id='{esc(name)}'>{esc(name)} <small>({esc(ctx.spec.kind)}: {esc(kind.description)})"
+        (training if ctx.spec.kind == "train" else sections).append(f"<h2 id='{esc(name)}'>{esc(name)} <small>({esc(ctx.spec.kind)}: {esc(kind.description)})"
                         f"</small></h2>{body}")
     intro = ""
     if demo:
@@ -141,7 +141,7 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
             + _link(root, root / "pipeline.log", "pipeline.log") + "</p>"
             + grid(["stage", "kind", "status", "outputs"], overview)
             + "<h2>Manifests</h2>" + grid(["manifest", "stage", "records", "tokens", "shards", "file"], manifest_rows)
-            + "".join(sections))
+            + "".join(training) + "".join(sections))
     return write_page(root / "report.html", f"{p.config.name} — pipeline report", body)
 
 
