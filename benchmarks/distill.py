@@ -64,7 +64,7 @@ def distillkit_like(logp_sorted: np.ndarray, exact_k: int = 16) -> np.ndarray:
     return out
 
 
-def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int):
+def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int, limit: int | None = None):
     """Per supervised position: teacher top-kmax (ids, logp, tail) and full-vocabulary KD references."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -89,7 +89,7 @@ def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int):
                             np.asarray(t.loss_mask[a:b])))
     rows, refs = [], []
     with torch.no_grad():
-        for ids, pos, mask in samples:
+        for ids, pos, mask in samples[:limit]:
             x = torch.from_numpy(ids)[None]
             p = torch.from_numpy(pos)
             zt = teacher(x).logits[0, p].float()
@@ -99,7 +99,9 @@ def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int):
             ce = kd_loss.ce_sum(zs, targets, n_real)
             kl_full = kd_loss.kl_full_sum(zs, zt, 2.0, n_real)
             rows.append((top_ids.numpy(), top_lp.numpy(), tail.numpy()))
-            refs.append({"zs": zs, "targets": targets, "ce": float(ce), "kl_full": float(kl_full)})
+            # the student's τ-log-probs at the teacher's top-kmax ids: every encoding stores a subset of them
+            s_top = torch.log_softmax(zs[:, :n_real] / 2.0, -1).gather(-1, top_ids)
+            refs.append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full)})
     return rows, refs, n_real, int(teacher.config.vocab_size)
 
 
@@ -114,7 +116,8 @@ def run(args) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
-    rows, refs, n_real, vocab_rows = collect(Path(args.teacher), Path(args.student), work / "cache", max(args.ks))
+    rows, refs, n_real, vocab_rows = collect(Path(args.teacher), Path(args.student), work / "cache", max(args.ks),
+                                            args.limit)
     n_pos = sum(len(r[2]) for r in rows)
     L_full = sum(0.5 * 4 * r["kl_full"] + 0.5 * r["ce"] for r in refs)
     KL_full = sum(r["kl_full"] for r in refs)
@@ -135,9 +138,14 @@ def run(args) -> dict:
                     recs.append({"doc_index": len(recs), "n_tokens": 0, "tokens_sha256": "", "n_positions": len(tail_k),
                                  "ids": b[0], "vals": b[1], "aux": b[2]})
                     dec = enc.decode(*b, k=k, encoding=name)
+                s_top = ref["s_top"][:, :k]
+                if not np.array_equal(dec.ids, ids_k):  # delta encodings return the ids sorted
+                    order = np.argsort(ids_k, axis=1, kind="stable")
+                    assert np.array_equal(np.take_along_axis(ids_k, order, 1), dec.ids)
+                    s_top = np.take_along_axis(s_top, order, 1)
                 for mode in kd_loss.TAIL_MODES:
-                    kl = float(kd_loss.kl_topk_sum(ref["zs"], torch.from_numpy(dec.ids), torch.from_numpy(dec.logp),
-                                                   torch.from_numpy(dec.tail), 2.0, mode, n_real))
+                    kl = float(kd_loss.kl_from_student_topk(torch.from_numpy(s_top), torch.from_numpy(dec.logp),
+                                                            torch.from_numpy(dec.tail), 2.0, mode, n_real))
                     KL[mode] += kl
                     L[mode] += 0.5 * 4 * kl + 0.5 * ref["ce"]
             if name == "distillkit":
@@ -156,6 +164,12 @@ def run(args) -> dict:
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
     result["collect_seconds"] = round(time.perf_counter() - t0, 1)
+    result["machine"] = {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
+                         "torch_threads": torch.get_num_threads(),
+                         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result["capture"] = None
+    if args.skip_capture:
+        return result
     # capture throughput through the real command path
     from training.distill_capture import CaptureConfig, run_capture
 
@@ -169,9 +183,6 @@ def run(args) -> dict:
                          "positions_per_s": round(d["throughput"]["positions_per_s"], 1),
                          "tokens": d["throughput"]["tokens"], "positions": d["positions"],
                          "bytes_per_position_manifest": round(d["bytes_per_position"], 1)}
-    result["machine"] = {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
-                         "torch_threads": torch.get_num_threads(),
-                         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     return result
 
 
@@ -181,6 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--student", default="/work/toy_distill/student_sft")
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--work", default="/tmp/distill_bench")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick check)")
+    ap.add_argument("--skip-capture", action="store_true", help="do not time run_capture")
     ap.add_argument("--json", default=None, help="also write the result here")
     a = ap.parse_args(argv)
     res = run(a)

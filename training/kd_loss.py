@@ -35,20 +35,25 @@ def kl_topk_sum(student_logits, ids, logp, tail, tau: float, tail_mode: str, n_r
     """Σ over positions of KL(teacher^τ ‖ student^τ) from a stored top-k; student_logits [N, V]."""
     import torch
 
+    z = _real(student_logits, n_real).float()
+    s_top = torch.log_softmax(z / tau, dim=-1).gather(-1, ids.long())
+    return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1])
+
+
+def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: int):
+    """The same KL given the student's τ-log-probs at the teacher's k ids (``s_top`` [N, k])."""
+    import torch
+
     if tail_mode not in TAIL_MODES:
         raise ValueError(f"tail_mode must be one of {TAIL_MODES}, not {tail_mode!r}")
-    z = _real(student_logits, n_real).float()
-    V = z.shape[-1]
-    s_logp = torch.log_softmax(z / tau, dim=-1)
-    s_top = s_logp.gather(-1, ids.long())
     t = logp.float() / tau
     if tail_mode == "renormalize":
         t_logp = t - torch.logsumexp(t, dim=-1, keepdim=True)
         return (t_logp.exp() * (t_logp - s_top)).sum()
-    k = ids.shape[-1]
+    k = logp.shape[-1]
     tail = tail.float().clamp(min=0.0)
-    if V > k:
-        log_tail_tau = math.log(V - k) + (torch.log(tail) - math.log(V - k)) / tau  # -inf where tail == 0
+    if vocab > k:
+        log_tail_tau = math.log(vocab - k) + (torch.log(tail) - math.log(vocab - k)) / tau  # -inf where tail == 0
     else:
         log_tail_tau = torch.full_like(tail, -math.inf)
     z_t = torch.logsumexp(torch.cat([t, log_tail_tau[:, None]], dim=-1), dim=-1, keepdim=True)
