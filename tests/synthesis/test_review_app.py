@@ -72,9 +72,18 @@ def test_tokens_required_beyond_loopback_and_once_users_exist(review_run):
     with ReviewStore(db) as st:
         assert [(u.name, u.role) for u in st.users()] == [("王五", "lead")]
         assert token not in db.read_bytes().decode("latin-1")  # only its hash is stored
+    with ReviewStore(db) as st:
+        annotator_token = st.add_user("赵六")
+        item = st.list_items(limit=1)[0]
     srv = ReviewServer(db).start()
     try:
         h = {"X-Requested-With": "soaes-review"}
+        a, a_csrf = _login(srv, token=annotator_token)
+        body = {"decision": "accept", "version": item.version}
+        r = a.post(f"/api/items/{item.item.item_id}/resolve", json=body, headers={"X-CSRF-Token": a_csrf})
+        assert r.status_code == 403 and r.json()["error"] == "lead_only"  # only a lead settles
+        r = a.post(f"/api/items/{item.item.item_id}/decision", json=body, headers={"X-CSRF-Token": a_csrf})
+        assert r.status_code == 200 and r.json()["item"]["decisions"][0]["annotator"] == "赵六"
         assert httpx.get(srv.url + "/api/session").json()["mode"] == "token"
         assert httpx.post(srv.url + "/api/login", json={"name": "王五"}, headers=h).status_code == 403
         assert httpx.post(srv.url + "/api/login", json={"token": "wrong"}, headers=h).status_code == 403
