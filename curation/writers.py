@@ -1,56 +1,41 @@
 """Write a datatrove pipeline's documents as CPT parquet shards and merge all ranks into one manifest.
 
-``ShardsWriter`` is the last step of a pipeline: each datatrove task (rank) writes its own shards
-``<out>/data/part-r{rank:05d}-NNNNN.parquet`` through ``corpora_manifests.shards.ShardWriter``
-(CPT_SCHEMA: id, text, source, n_tokens, metadata as JSON) and, when it has finished, a sidecar
-``<out>/.parts/r{rank:05d}.json`` listing its ``Shard`` entries. After the executor is done,
-``finalize_manifest`` merges the sidecars (rank order) into ONE ``manifest.json``.
-
-Resumability: a rank that re-runs (datatrove did not mark it completed) first deletes its own
-shards, so a crashed attempt never leaves half a rank behind; ranks datatrove marked completed are
-skipped by the executor and keep their sidecars.
+``ShardsWriter`` is the last step of a pipeline: the shared ``corpora_manifests.shard_step.ShardsStep``
+with CPT rows (CPT_SCHEMA: id, text, source, n_tokens, metadata as JSON). Each rank writes
+``<out>/data/part-r{rank:05d}-NNNNN.parquet`` and the sidecar ``<out>/.parts/r{rank:05d}.json``;
+after the executor is done, ``finalize_manifest`` merges the sidecars (rank order) into ONE
+``manifest.json``. A rank that re-runs replaces its own shards (see ``ShardsStep``).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from datatrove.data import DocumentsPipeline
-from datatrove.pipeline.base import PipelineStep
+from corpora_manifests.models import Manifest, Provenance, Shard, Source, TokenizerInfo
+from corpora_manifests.shard_step import PARTS_DIR, ShardsStep, rank_prefix, read_parts  # noqa: F401 (re-exported)
 
-from corpora_manifests.models import Manifest, Provenance, Shard, Source, TokenizerInfo, atomic_write_text
-
-PARTS_DIR = ".parts"
 # Keys that are columns of their own, not metadata.
 _COLUMN_KEYS = {"source", "n_tokens", "token_count"}
 
 
-def rank_prefix(rank: int) -> str:
-    return f"data/part-r{rank:05d}"
-
-
-class ShardsWriter(PipelineStep):
-    """Documents → CPT parquet shards for this rank + a sidecar with the rank's shard entries.
+class ShardsWriter(ShardsStep):
+    """Documents → CPT rows (``id, text, source, n_tokens, metadata``) through the shared ``ShardsStep``.
 
     ``n_tokens`` comes from ``metadata["n_tokens"]`` (or datatrove's ``token_count``); when neither
-    is present and ``tokenizer`` is set, it is counted here with that tokenizer (batched, Rust
-    backend). ``source`` comes from ``metadata["source"]`` or ``default_source``.
+    is present and ``tokenizer`` is set, it is counted here with that tokenizer (batched). ``source``
+    comes from ``metadata["source"]`` or ``default_source``. The sidecar adds the rank's characters and
+    input formats.
     """
 
-    type = "💽 - WRITER"
     name = "🧱 CPT shards"
 
     def __init__(self, output_dir: str | Path, default_source: str = "unknown", tokenizer: str | None = "qwen2.5",
                  target_bytes: int = 512 * 1024 * 1024, batch_size: int = 256):
-        super().__init__()
-        self.output_dir = str(output_dir)
+        super().__init__(output_dir, schema="cpt", tokenizer=tokenizer, target_bytes=target_bytes,
+                         batch_size=batch_size)
         self.default_source = default_source
-        self.tokenizer = tokenizer
-        self.target_bytes = target_bytes
-        self.batch_size = batch_size
 
-    def _rows(self, docs: list, tok) -> Iterable[dict[str, Any]]:
+    def rows(self, docs: list, tok) -> Iterable[dict[str, Any]]:
         missing = [i for i, d in enumerate(docs)
                    if d.metadata.get("n_tokens") is None and d.metadata.get("token_count") is None]
         counts: dict[int, int] = {}
@@ -69,55 +54,17 @@ class ShardsWriter(PipelineStep):
                 "metadata": {k: v for k, v in md.items() if k not in _COLUMN_KEYS},
             }
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from corpora_manifests.shards import CPT_SCHEMA, ShardWriter
+    def reset(self) -> None:
+        self._chars = 0
+        self._formats: dict[str, int] = {}
 
-        root = Path(self.output_dir)
-        prefix = rank_prefix(rank)
-        # a re-run of this rank replaces everything an earlier, unfinished attempt wrote
-        for old in (root / "data").glob(f"{Path(prefix).name}-*.parquet*"):
-            old.unlink()
-        tok = None
-        if self.tokenizer:
-            from corpora_manifests.tokenizer import load_tokenizer
+    def observe(self, doc) -> None:
+        self._chars += len(doc.text)
+        fmt = str(doc.metadata.get("format", "unknown"))
+        self._formats[fmt] = self._formats.get(fmt, 0) + 1
 
-            tok = load_tokenizer(self.tokenizer)
-        records = chars = 0
-        formats: dict[str, int] = {}
-        writer = ShardWriter(root, schema=CPT_SCHEMA, prefix=prefix, target_bytes=self.target_bytes)
-        try:
-            batch: list = []
-            for doc in data or ():
-                fmt = str(doc.metadata.get("format", "unknown"))
-                formats[fmt] = formats.get(fmt, 0) + 1
-                batch.append(doc)
-                if len(batch) >= self.batch_size:
-                    with self.track_time(unit="batch"):
-                        writer.write_many(self._rows(batch, tok))
-                    records += len(batch)
-                    chars += sum(len(d.text) for d in batch)
-                    batch = []
-            if batch:
-                writer.write_many(self._rows(batch, tok))
-                records += len(batch)
-                chars += sum(len(d.text) for d in batch)
-            shards = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        self.stat_update("documents", value=records)
-        sidecar = {"rank": rank, "world_size": world_size, "records": records, "chars": chars,
-                   "formats": formats, "shards": [s.model_dump() for s in shards]}
-        parts = root / PARTS_DIR
-        parts.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(parts / f"r{rank:05d}.json", json.dumps(sidecar, ensure_ascii=False))
-        return
-        yield  # a generator: nothing flows past the writer
-
-
-def read_parts(output_dir: str | Path) -> list[dict[str, Any]]:
-    parts = Path(output_dir) / PARTS_DIR
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.glob("r*.json"))]
+    def summary(self) -> dict[str, Any]:
+        return {"chars": self._chars, "formats": self._formats}
 
 
 def finalize_manifest(output_dir: str | Path, name: str, stage: str, provenance: Provenance,

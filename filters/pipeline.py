@@ -7,7 +7,6 @@ unfinished task restarts from scratch (its shards and rejects files are replaced
 """
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -75,10 +74,10 @@ def _summarise(out: Path, cfg: FiltersConfig, examples_per_reason: int) -> dict[
     examples per reason are kept, so memory does not grow with the number of rejects."""
     from corpora_manifests.rejects import iter_rejects
 
-    parts = sorted((out / ".parts").glob("rank-*.json"))
+    from corpora_manifests.shard_step import read_parts
+
     shards, kept = [], {"lang": Counter(), "domain": Counter(), "source": Counter(), "decided_by": Counter()}
-    for p in parts:
-        d = json.loads(p.read_text(encoding="utf-8"))
+    for d in read_parts(out):
         shards += d["shards"]
         for k, v in d["kept"].items():
             kept.setdefault(k, Counter()).update(v)
@@ -186,7 +185,9 @@ def finalize_filters(cfg: FiltersConfig, config_text: str | None = None, command
     from .report import write_report
 
     out = Path(cfg.output)
-    n_parts = len(list((out / ".parts").glob("rank-*.json")))
+    from corpora_manifests.shard_step import read_parts
+
+    n_parts = len(read_parts(out))
     if n_parts < cfg.executor.n_tasks:
         raise RuntimeError(f"only {n_parts} of {cfg.executor.n_tasks} tasks finished; see {out / '.datatrove'}; "
                            "run again to resume")

@@ -9,7 +9,6 @@ every dropped sample lands in ``<out>/rejects/<step>-r<rank>.jsonl`` with its re
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from corpora_manifests.shard_step import ShardsStep
 
 _META_PREFIXES = ("lang.", "domain.", "dedup.", "decontam.")
 
@@ -277,73 +278,45 @@ class DecontaminationFilter(BaseFilter):
         return False, "contaminated"
 
 
-class SFTShardWriter(PipelineStep):
-    """Write kept samples as SFT_SCHEMA parquet shards (ShardWriter) with Qwen2.5 token counts.
+class SFTShardWriter(ShardsStep):
+    """Kept samples → SFT_SCHEMA rows with Qwen2.5 token counts, through the shared ``ShardsStep``.
 
     ``n_tokens`` is the sum of the token counts of the message contents (no chat-template tokens,
     so it does not depend on the template a trainer applies). Each rank writes
-    ``data/part-r<rank>-NNNNN.parquet`` and ``.parts/rank-<rank>.json`` (its shards and the
-    language/domain distribution of what it kept), which the run assembles into the manifest.
+    ``data/part-r<rank>-NNNNN.parquet`` and the sidecar ``.parts/r<rank>.json`` with its shards and
+    the language/domain/source distribution of what it kept (``kept``), which the run assembles
+    into the manifest.
     """
 
     name = "💾 SFT shards"
-    type = "💽 - WRITER"
 
     def __init__(self, output: str | Path, tokenizer: str = "qwen2.5", target_bytes: int = 512 << 20,
                  batch: int = 256):
-        super().__init__()
-        self.output = str(output)
-        self.tokenizer = tokenizer
-        self.target_bytes = target_bytes
-        self.batch = batch
+        super().__init__(output, schema="sft", tokenizer=tokenizer, target_bytes=target_bytes, batch_size=batch)
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        from corpora_manifests.models import atomic_write_text
-        from corpora_manifests.shards import SFT_SCHEMA, ShardWriter
-        from corpora_manifests.tokenizer import count_tokens, load_tokenizer
+    def rows(self, docs: list[Document], tok):
+        from corpora_manifests.tokenizer import count_tokens
 
-        out = Path(self.output)
-        for stale in (out / "data").glob(f"part-r{rank:05d}-*"):
-            stale.unlink()  # a previous, unfinished attempt of this rank
-        tok = load_tokenizer(self.tokenizer)
-        writer = ShardWriter(out, SFT_SCHEMA, prefix=f"data/part-r{rank:05d}", target_bytes=self.target_bytes)
-        dist: dict[str, Counter] = {"lang": Counter(), "domain": Counter(), "source": Counter(),
-                                    "decided_by": Counter()}
-        buf: list[Document] = []
+        contents = [[m["content"] for m in d.metadata["messages"]] for d in docs]
+        counts = iter(count_tokens(tok, [c for cs in contents for c in cs]))
+        for d, cs in zip(docs, contents):
+            n_tok = sum(next(counts) for _ in cs)
+            md = {k: v for k, v in d.metadata.items() if k.startswith(_META_PREFIXES)}
+            md["format"] = d.metadata.get("format")
+            self.stat_update("written")
+            self.stat_update("n_tokens", value=n_tok)
+            yield {"id": str(d.id), "messages": d.metadata["messages"], "source": d.metadata.get("source"),
+                   "n_tokens": n_tok, "metadata": md}
 
-        def flush() -> None:
-            contents = [[m["content"] for m in d.metadata["messages"]] for d in buf]
-            flat = [c for cs in contents for c in cs]
-            counts = iter(count_tokens(tok, flat))
-            for d, cs in zip(buf, contents):
-                n_tok = sum(next(counts) for _ in cs)
-                md = {k: v for k, v in d.metadata.items() if k.startswith(_META_PREFIXES)}
-                md["format"] = d.metadata.get("format")
-                writer.write({"id": str(d.id), "messages": d.metadata["messages"], "source": d.metadata.get("source"),
-                              "n_tokens": n_tok, "metadata": md})
-                dist["lang"][str(d.metadata.get("lang.label", "unknown"))] += 1
-                dist["domain"][str(d.metadata.get("domain.label", "unknown"))] += 1
-                dist["source"][str(d.metadata.get("source"))] += 1
-                dist["decided_by"][str(d.metadata.get("domain.decided_by", "none"))] += 1
-                self.stat_update("written")
-                self.stat_update("n_tokens", value=n_tok)
-            buf.clear()
+    def reset(self) -> None:
+        self._kept: dict[str, Counter] = {"lang": Counter(), "domain": Counter(), "source": Counter(),
+                                          "decided_by": Counter()}
 
-        try:
-            for doc in data:
-                buf.append(doc)
-                if len(buf) >= self.batch:
-                    flush()
-                if False:
-                    yield doc
-            flush()
-            shards = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        parts = out / ".parts"
-        parts.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(parts / f"rank-{rank:05d}.json", json.dumps({
-            "rank": rank, "shards": [s.model_dump() for s in shards],
-            "kept": {k: dict(v) for k, v in dist.items()},
-        }, ensure_ascii=False))
+    def observe(self, d: Document) -> None:
+        self._kept["lang"][str(d.metadata.get("lang.label", "unknown"))] += 1
+        self._kept["domain"][str(d.metadata.get("domain.label", "unknown"))] += 1
+        self._kept["source"][str(d.metadata.get("source"))] += 1
+        self._kept["decided_by"][str(d.metadata.get("domain.decided_by", "none"))] += 1
+
+    def summary(self) -> dict:
+        return {"kept": {k: dict(v) for k, v in self._kept.items()}}

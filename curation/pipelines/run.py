@@ -32,7 +32,11 @@ class CurateRunConfig(ExtractConfig):
 
 class StagedDocsWriter(PipelineStep):
     """Writes this rank's documents to ``DIR/RANK.parquet`` (id, text, metadata as JSON), atomically,
-    so the dedup stages can read the extracted corpus twice (signatures, then filter)."""
+    so the dedup stages can read the extracted corpus twice (signatures, then filter).
+
+    Working data, not manifest shards: no sidecar, no token counts, every metadata key kept as is,
+    one file per rank even when empty (the dedup reader's ranks map one-to-one onto these files).
+    Manifest shards are written by the one shard step, ``corpora_manifests.shard_step.ShardsStep``."""
 
     type = "💽 - WRITER"
     name = "📦 staged documents"
