@@ -29,7 +29,7 @@ app.add_typer(train_app, name="train", help="Training from manifests: continual 
 app.add_typer(distill_app, name="distill", help="Offline distillation: capture teacher top-k log-probs (train with `soaes train distill`).")
 app.add_typer(manifest_app, name="manifest", help="The manifest contract: verify, show, schema, export.")
 app.add_typer(pipeline_app, name="pipeline", help="A whole run from one file: curate → synth → review → filters → train.")
-app.add_typer(eval_app, name="eval", help="Evaluation: ROUGE/BLEU on eval manifests, speculative-decoding benchmark.")
+app.add_typer(eval_app, name="eval", help="Evaluation: generate, ROUGE/BLEU score and compare, CMMLU/C-Eval accuracy, speculative-decoding benchmark.")
 
 
 @app.command(help="Run the main job on the bundled sample (configs/demo/pipeline.yaml): every stage end to end, "

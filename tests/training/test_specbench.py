@@ -1,0 +1,41 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.training.eval_models import save_noisy_copy, save_tiny
+
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "training" / "sft_stage2"
+
+
+def test_specbench_three_methods_two_modes_self_check_and_identical_greedy_outputs(tmp_path):
+    target = save_tiny(tmp_path / "target", seed=0)
+    draft = save_noisy_copy(target, tmp_path / "draft", sigma=0.05)
+    out = tmp_path / "bench"
+    r = subprocess.run([sys.executable, "-m", "soaes.cli", "eval", "specbench", "--target", target, "--draft", draft,
+                        "--data", DATA, "--split", "validation", "--n", "3,5", "--limit", "1",
+                        "--max-new-tokens", "10", "-o", out], capture_output=True, text=True,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "specbench.json").read_text(encoding="utf-8"))
+    rows = {(x["mode"], x["method"], x["n"]): x for x in res["rows"]}
+    for mode in ("greedy", "top-p 0.7"):
+        assert (mode, "target", None) in rows
+        for n in (3, 5):
+            for method in ("draft", "prompt-lookup") + (("self-draft",) if mode == "greedy" else ()):
+                row = rows[(mode, method, n)]
+                # Every verification round commits its accepted drafts plus one token of the target.
+                assert row["new_tokens"] == row["accepted"] + row["rounds"]
+                assert row["accepted"] <= row["drafted"] and row["tokens_per_s"] > 0 and row["speedup"] > 0
+                if method != "prompt-lookup":
+                    assert row["drafted"] <= n * row["rounds"]
+                if mode == "greedy":
+                    assert row["outputs_equal_target"] == 1  # token for token
+        assert rows[("greedy", "self-draft", 3)]["acceptance_rate"] == rows[("greedy", "self-draft", 5)]["acceptance_rate"] == 1.0
+    # A draft whose next tokens differ from the target's (checked teacher-forced when the test was written)
+    # is measured as such; with the invariant above, its rounds then equal its new tokens.
+    assert rows[("greedy", "draft", 3)]["acceptance_rate"] < 0.5
+    assert res["trustworthy"] and len(res["checks"]) == 8 and all(c["ok"] for c in res["checks"])
+    md = (out / "specbench.md").read_text(encoding="utf-8")
+    assert "prompt-lookup" in md and "self-draft" in md and "acceptance rate = accepted draft tokens / drafted tokens" in md
+    assert md in r.stdout
