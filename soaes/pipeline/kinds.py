@@ -289,3 +289,39 @@ def _train_run(ctx: StageContext, force: bool):
 register(StageKind("train", "a training curriculum (soaes train cpt|sft): run.json + final weights",
                    _train_load, "output_dir", lambda ctx: {"": ctx.out, "final": ctx.out / "final"},
                    _train_check, _train_run))
+
+
+# ---- eval -------------------------------------------------------------------------------------------
+
+def _eval_load(data):
+    from training.eval_stage import EvalStageConfig
+
+    return _validated(EvalStageConfig, data, "(stage eval)")
+
+
+def _eval_outputs(ctx: StageContext) -> dict[str, Path]:
+    from training.eval_stage import outputs
+
+    return outputs(Path(ctx.config.output_dir), ctx.config)
+
+
+def _eval_check(ctx: StageContext, deep: bool) -> StageStatus:
+    from training.eval_stage import check
+
+    return _from_check(check(Path(ctx.config.output_dir), ctx.config))
+
+
+def _eval_run(ctx: StageContext, force: bool):
+    from training.eval_stage import run_eval_stage
+
+    run_eval_stage(ctx.config, force=force)
+
+
+def _eval_fingerprint(ctx: StageContext) -> str | None:
+    p = Path(ctx.config.output_dir) / "eval.json"
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+register(StageKind("eval", "evaluation (soaes eval): generate → score → compare per trained stage (Table 2); "
+                   "specbench for a draft", _eval_load, "output_dir", _eval_outputs, _eval_check, _eval_run,
+                   _eval_fingerprint))

@@ -123,6 +123,11 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
             manifest_rows += rows
         elif ctx.spec.kind == "review":
             body = _review_section(ctx)
+        elif ctx.spec.kind == "eval":
+            from training.eval_stage import report_section
+
+            body = report_section(outs[""])
+            links.append(_link(root, outs[""] / "compare" / "compare.md", f"{name}/compare.md"))
         elif ctx.spec.kind == "train":
             body, summary = _loss_section(plt, root, outs[""], name)
             links.append(_link(root, outs[""] / "run.json", f"{name}/run.json"))
