@@ -216,6 +216,9 @@ def load_pipeline(path: str | Path, sets: list[str] | None = None, root: str | P
                            where=f"stage {name}")
         for d in spec.after:
             upstream[d] = contexts[d]
+        if kind.load is None and stage_sets.get(name):
+            raise UserError(f"--set {name}.{stage_sets[name][0][0]}: stage {name} ({spec.kind}) has no config; "
+                            f"settable: {', '.join(f'{name}.{f}' for f in STAGE_FIELDS_SETTABLE)}")
         for k, v in stage_sets.get(name, []):
             set_dotted(data, k, v, where=f"stage {name} (--set)")
         config = kind.load(data) if kind.load else None

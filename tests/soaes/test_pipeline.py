@@ -118,5 +118,22 @@ def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run
 def test_unknown_stage_and_bad_set_fail_with_one_line(tmp_path):
     with pytest.raises(UserError, match="expected STAGE.key=value"):
         load_pipeline(PAPER, ["nosuchstage.x=1"], root=tmp_path)
+    with pytest.raises(UserError, match="has no config; settable: review.auto_approve"):
+        load_pipeline(PAPER, ["review.required=false"], root=tmp_path)
     with pytest.raises(UserError, match="no stage 'nope'"):
         run_pipeline(load_pipeline(PAPER, [], root=tmp_path), until="nope")
+
+
+def test_deleted_final_weights_resume_from_the_kept_checkpoint(paper_run):
+    # runs last in this module: it redoes train_cpt in the shared run
+    p, _, _ = paper_run
+    model = p.root / "train_cpt" / "stages" / "01-cpt" / "model"
+    for f in model.glob("*.safetensors"):
+        f.unlink()
+    st = pipeline_status(_load(p.root))["train_cpt"]
+    assert st.state == "stale" and "no final weights" in st.detail  # finished is checked on the outputs
+    again = run_pipeline(_load(p.root), until="train_cpt")
+    assert [(o.name, o.action) for o in again] == [("cpt", "up to date"), ("train_cpt", "ran")]
+    stage = json.loads((model.parent / "stage.json").read_text())
+    assert stage["resumed_from"] and stage["resumed_from"].endswith("checkpoint-2")
+    assert any(model.glob("*.safetensors")) and pipeline_status(_load(p.root))["train_cpt"].state == "done"
