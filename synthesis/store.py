@@ -183,6 +183,15 @@ class User:
     created_at: str
 
 
+def _has_column(path: Path, table: str, column: str) -> bool:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        return not cols or column in cols  # no table yet: nothing to migrate
+    finally:
+        db.close()
+
+
 _MIGRATIONS = (  # (table, column, definition): columns added after schema version 1
     ("items", "version", "INTEGER NOT NULL DEFAULT 0"),
     ("decisions", "source_id", "TEXT"),
@@ -194,6 +203,8 @@ class ReviewStore:
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
         if readonly:
+            if self.path.exists() and not _has_column(self.path, "items", "version"):
+                ReviewStore(self.path).close()  # a version-1 store: migrate it once, then read
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False)
         else:

@@ -43,7 +43,7 @@ def demo_run(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        res = CliRunner().invoke(app, ["synth", "run", str(DEMO_CONFIG), "--output-dir", str(out)])
+        res = CliRunner().invoke(app, ["synth", "run", str(DEMO_CONFIG), "-o", str(out)])
     finally:
         os.chdir(cwd)
     assert res.exit_code == 0, res.output + repr(res.exception)

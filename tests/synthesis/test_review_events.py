@@ -148,3 +148,33 @@ def test_review_cli_follows_synth_run_output_and_settles_conflicts(review_store_
     assert res.exit_code == 0 and "pending items" in res.output
     again = r.invoke(app, ["review", "export", *loc, str(tmp_path / "ls2"), "--format", "labelstudio"])
     assert "exported 0 pending" in again.output
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_decisions(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('schema_version', '1');
+    CREATE TABLE items (item_id TEXT PRIMARY KEY, task_type TEXT NOT NULL, origin TEXT NOT NULL, question TEXT NOT NULL,
+      answer TEXT NOT NULL, doc_id TEXT NOT NULL, doc_group TEXT NOT NULL, chunk_id TEXT NOT NULL DEFAULT '',
+      title TEXT NOT NULL DEFAULT '', context TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{}',
+      created_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', final_answer TEXT);
+    CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL, decision TEXT NOT NULL,
+      edited_answer TEXT, annotator TEXT NOT NULL, decided_at TEXT NOT NULL, channel TEXT NOT NULL, comment TEXT,
+      resolves_conflict INTEGER NOT NULL DEFAULT 0, fingerprint TEXT NOT NULL UNIQUE, imported_at TEXT NOT NULL);
+    INSERT INTO items (item_id, task_type, origin, question, answer, doc_id, doc_group, created_at, status, final_answer)
+      VALUES ('q1', 'qa', 'rules', '第一条规定了什么？', '第一条规定：……', 'd', 'g', '2026-01-01', 'approved', '第一条规定：……');
+    INSERT INTO decisions (item_id, decision, annotator, decided_at, channel, fingerprint, imported_at)
+      VALUES ('q1', 'accept', 'alice', '2026-11-01T08:00:00+08:00', 'csv', 'fp1', '2026-11-01');
+    """)
+    con.commit()
+    con.close()
+    with ReviewStore(db, readonly=True) as ro:  # a reader opening it first migrates it
+        assert ro.get("q1").status == "approved" and ro.get("q1").version == 0
+    with ReviewStore(db) as st:
+        out = st.record_decision("q1", "reject", "alice", decided_at="2026-11-02T08:00:00+08:00")
+        assert out.status == "rejected" and out.version == 1
+        assert [d.decision for d in st.get("q1").decisions] == ["accept", "reject"]
