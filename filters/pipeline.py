@@ -2,7 +2,7 @@
 
 read → language (zh) → domain (categories + classifier) → near-dedup → decontamination → shards.
 A directory holding ``manifest.json`` is a finished run: running again is a no-op. An unfinished
-run resumes: datatrove's completion markers (``<out>/.datatrove``) skip finished tasks, and an
+run resumes: datatrove's completion markers (``<out>/.datatrove/filter``) skip finished tasks, and an
 unfinished task restarts from scratch (its shards and rejects files are replaced).
 """
 from __future__ import annotations
