@@ -312,7 +312,11 @@ def _submit_slurm(stages: list[Stage], cfg: ExecutorConfig, out: Path, logs_root
         executors.append((st, ex))
         previous = ex
     if previous is not None:
-        previous.launch_job()  # launches the chain of dependencies first (datatrove's `depends`)
+        try:
+            previous.launch_job()  # launches the chain of dependencies first (datatrove's `depends`)
+        except subprocess.CalledProcessError as e:  # sbatch printed why (bad partition, limits …)
+            raise UserError(f"sbatch refused a job of this run (exit {e.returncode}; its message is above); "
+                            "check executor.slurm (partition, time, mem_per_cpu_gb)") from None
     sub = Submission(out=str(out), submitted_at=time.time())
     last_job = None
     for st, ex in executors:
@@ -343,7 +347,7 @@ def _submit_slurm(stages: list[Stage], cfg: ExecutorConfig, out: Path, logs_root
             args.append(f"--dependency=afterok:{last_job}")
         r = subprocess.run([*args, str(script)], capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError(f"sbatch of the finalize job failed: {r.stderr.strip()}")
+            raise UserError(f"sbatch refused the finalize job: {r.stderr.strip()}")
         sub.finalize_job_id = r.stdout.strip().split(";")[0]
     tmp = state / f".{SUBMISSION_FILE}.tmp"
     tmp.write_text(json.dumps(sub.__dict__, indent=1), encoding="utf-8")

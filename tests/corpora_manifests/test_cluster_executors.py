@@ -190,3 +190,11 @@ def test_curate_dedup_filters_on_ray_head_and_worker(inputs, local, tmp_path, ra
         assert_same_as_local(out, local[kind])
     # the tasks ran on the Ray cluster's two nodes (datatrove logs the executor it ran on)
     assert json.loads((outs["dedup"] / "dedup_work" / "logs" / "signature" / "executor.json").read_text())
+
+
+def test_a_job_slurm_refuses_is_one_clear_user_error(inputs, tmp_path, slurm_cluster):
+    from corpora_manifests.errors import UserError
+
+    bad = {**SLURM, "slurm": {**SLURM["slurm"], "partition": "no_such_partition"}}
+    with pytest.raises(UserError, match="sbatch refused"):
+        run("dedup", dedup_cfg(inputs, tmp_path / "dedup", bad))
