@@ -56,16 +56,20 @@ def _threads(threads: int | None) -> int:
     return max(1, int(os.environ.get("SOAES_TOKENIZER_THREADS", "1")))
 
 
-def encode_batch(tokenizer, texts: Sequence[str], threads: int | None = None) -> list[list[int]]:
-    """Ids of ``texts`` without special tokens added, exactly as ``tokenizer`` gives them.
+def encode_arrays(tokenizer, texts: Sequence[str], threads: int | None = None) -> list:
+    """Ids of ``texts`` (numpy uint32 arrays) without special tokens added, exactly as ``tokenizer``
+    gives them. Arrays, not lists: no Python int per token (counting is ~10 % faster).
 
     ``threads`` (default ``$SOAES_TOKENIZER_THREADS`` or 1): tiktoken releases the GIL, so a process
     can use more cores; pipelines already run one process per core and keep the default.
     """
+    import numpy as np
+
     if not texts:
         return []
     if not is_builtin_qwen25(tokenizer):
-        return [e.ids for e in tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        return [np.asarray(e.ids, dtype=np.uint32)
+                for e in tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)]
     enc = qwen25_tiktoken()
     fast_idx: list[int] = []
     fast_texts: list[str] = []
@@ -78,21 +82,31 @@ def encode_batch(tokenizer, texts: Sequence[str], threads: int | None = None) ->
             t = unicodedata.normalize("NFC", t)
         fast_idx.append(i)
         fast_texts.append(t)
-    out: list[list[int]] = [None] * len(texts)  # type: ignore[list-item]
+
+    def one(t: str):
+        # disallowed_special=(): no added token is in these texts (checked above), skip tiktoken's scan
+        return enc.encode_to_numpy(t, disallowed_special=())
+
+    out: list = [None] * len(texts)
     n = _threads(threads)
     if n == 1 or len(fast_texts) < 2:
-        ids = [enc.encode_ordinary(t) for t in fast_texts]
+        ids = [one(t) for t in fast_texts]
     else:
         with ThreadPoolExecutor(n) as ex:
-            ids = list(ex.map(enc.encode_ordinary, fast_texts))
+            ids = list(ex.map(one, fast_texts))
     for i, x in zip(fast_idx, ids):
         out[i] = x
     if slow_idx:
         slow = tokenizer.backend_tokenizer.encode_batch([texts[i] for i in slow_idx], add_special_tokens=False)
         for i, e in zip(slow_idx, slow):
-            out[i] = e.ids
+            out[i] = np.asarray(e.ids, dtype=np.uint32)
     return out
 
 
+def encode_batch(tokenizer, texts: Sequence[str], threads: int | None = None) -> list[list[int]]:
+    """As ``encode_arrays``, as lists of ints."""
+    return [a.tolist() for a in encode_arrays(tokenizer, texts, threads)]
+
+
 def count_batch(tokenizer, texts: Sequence[str], threads: int | None = None) -> list[int]:
-    return [len(x) for x in encode_batch(tokenizer, texts, threads)]
+    return [len(a) for a in encode_arrays(tokenizer, texts, threads)]

@@ -2,6 +2,8 @@
 keeps heavy imports inside its commands, so ``soaes --help`` stays fast."""
 from __future__ import annotations
 
+import os
+
 import typer
 
 from corpora_manifests.cli import app as manifest_app
@@ -51,9 +53,29 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _strip_launcher_local_rank(argv: list[str]) -> list[str]:
+    """The ``deepspeed`` launcher appends ``--local_rank=N`` to every process's arguments (unless
+    given ``--no_local_rank``); it also sets LOCAL_RANK, which training reads, so the flag is dropped."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a.startswith("--local_rank=") or a.startswith("--local-rank="):
+            continue
+        elif a in ("--local_rank", "--local-rank") and i + 1 < len(argv):
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def main() -> None:
+    import sys
+
     from corpora_manifests.errors import RunFailure, UserError
 
+    if "LOCAL_RANK" in os.environ:
+        sys.argv[1:] = _strip_launcher_local_rank(sys.argv[1:])
     try:
         app()
     except UserError as e:  # a problem the user must fix: one clear line, no traceback, exit 2

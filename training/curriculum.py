@@ -40,7 +40,23 @@ def stage_dir(cfg: TrainConfig, index: int) -> Path:
     return Path(cfg.output_dir) / "stages" / f"{index + 1:02d}-{cfg.stages[index].name}"
 
 
-def last_complete_checkpoint(checkpoints: Path) -> Path | None:
+def _rng_states_complete(d: Path, world_size: int) -> bool:
+    """Every rank's RNG file is whole. Rank 0 writes trainer_state.json after its own files and
+    after DeepSpeed's closing barrier, but without waiting for the other ranks' rng_state_<r>.pth:
+    a process killed right then leaves one missing or cut short."""
+    if world_size <= 1:
+        return True
+    import torch
+
+    for r in range(world_size):
+        try:
+            torch.load(d / f"rng_state_{r}.pth", weights_only=False)
+        except Exception:  # missing or truncated: torch raises several kinds
+            return False
+    return True
+
+
+def last_complete_checkpoint(checkpoints: Path, world_size: int = 1) -> Path | None:
     best, best_step = None, -1
     if not checkpoints.is_dir():
         return None
@@ -50,9 +66,18 @@ def last_complete_checkpoint(checkpoints: Path) -> Path | None:
             json.loads((d / "trainer_state.json").read_text())
         except (ValueError, OSError, json.JSONDecodeError):
             continue
-        if step > best_step:
+        if step > best_step and _rng_states_complete(d, world_size):
             best, best_step = d, step
     return best
+
+
+def check_checkpoint_world_size(checkpoint: Path, world_size: int) -> None:
+    """ZeRO checkpoints hold one optimizer shard per process; DeepSpeed cannot load them into a
+    different number of processes (it fails deep inside with a missing file): say so plainly."""
+    shards = list(checkpoint.glob("global_step*/*_optim_states.pt"))
+    if shards and len(shards) != world_size:
+        raise UserError(f"{checkpoint} was written by {len(shards)} processes; resume it with {len(shards)} "
+                        f"(this run has {world_size}), or use a new output_dir")
 
 
 def _drop_incomplete_checkpoints(checkpoints: Path, keep: Path | None) -> None:
@@ -171,7 +196,9 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
     else:
         trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collator)
     checkpoints = sdir / "checkpoints"
-    resume = last_complete_checkpoint(checkpoints)
+    resume = last_complete_checkpoint(checkpoints, world_size)
+    if resume:
+        check_checkpoint_world_size(resume, world_size)
     if args.process_index == 0:
         _drop_incomplete_checkpoints(checkpoints, resume)
     if resume:
@@ -204,6 +231,24 @@ def run_stage(cfg: TrainConfig, index: int, tokenizer, init_from: Path | None, w
     del trainer, model
     gc.collect()
     return result
+
+
+def hold_output_lock(out: Path):
+    """An exclusive lock on ``out/.lock`` for the life of this process (rank 0 takes it).
+
+    A launcher killed alone leaves its workers training (torchrun starts each in its own session),
+    and a restarted run would then share checkpoints with them: refused in one line instead."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise UserError(f"another training process is using {out} (a worker of an earlier run may still be "
+                        "alive: stop it first)") from None
+    return f
 
 
 def _link_final(out: Path, model_dir: Path) -> None:
@@ -303,6 +348,7 @@ def run_training(config: TrainConfig | str | Path, overrides: list[str] | None =
     from .deepspeed_config import ensure_process_env
 
     world_size = ensure_process_env()
+    lock = hold_output_lock(out) if int(os.environ.get("RANK", "0")) == 0 else None  # noqa: F841 (held until exit)
     try:
         tokenizer = load_tokenizer(cfg.tokenizer)
     except TokenizerNotFound as e:

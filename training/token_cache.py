@@ -145,7 +145,7 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def _tokenize_cpt(source, tokenizer, separator: str, progress: bool, sink: _Sink) -> dict[str, Any]:
-    from corpora_manifests.fast_tokens import encode_batch
+    from corpora_manifests.fast_tokens import encode_arrays
 
     sep_id = tokenizer.convert_tokens_to_ids(separator)
     if sep_id is None or sep_id == getattr(tokenizer, "unk_token_id", -1):
@@ -161,7 +161,7 @@ def _tokenize_cpt(source, tokenizer, separator: str, progress: bool, sink: _Sink
             return
         # tiktoken on the Qwen2.5 ranks when exact (corpora_manifests.fast_tokens), HF otherwise;
         # one process tokenises for all ranks, so it may use every core.
-        for doc_ids in encode_batch(tokenizer, batch_texts, threads=os.cpu_count()):
+        for doc_ids in encode_arrays(tokenizer, batch_texts, threads=os.cpu_count()):
             ids = np.empty(len(doc_ids) + 1, dtype=np.int32)
             ids[:-1] = doc_ids
             ids[-1] = sep_id  # every document ends with the separator: the model learns where documents end
