@@ -73,7 +73,8 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two config dicts (lists compared whole). Keys only in
+    """Dotted keys whose values differ between two config dicts (lists of another length compared
+    whole, same-length lists item by item: ``stages.1.learning_rate``). Keys only in
     ``old`` are skipped: validated configs dump every field, so those are ignored location keys."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
@@ -86,6 +87,9 @@ def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
             else:
                 out += changed_keys(old[k], new[k], key)
         return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        # same-length lists (curriculum stages, input specs): name the item and key that changed
+        return [k for i, (o, n) in enumerate(zip(old, new)) for k in changed_keys(o, n, f"{prefix}.{i}" if prefix else str(i))]
     return [] if old == new else [prefix or "(config)"]
 
 

@@ -45,3 +45,9 @@ def test_check_run_states_and_policy(tmp_path):
 def test_changed_keys_reports_changed_and_added_keys():
     # "a" only in the recorded echo: a location key the effective config leaves out
     assert changed_keys({"a": 1, "b": {"c": [1]}}, {"b": {"c": [1, 2]}, "d": None}) == ["b.c", "d"]
+
+
+def test_changed_keys_name_the_list_item():
+    old = {"stages": [{"name": "s1", "learning_rate": 1e-6}, {"name": "s2", "learning_rate": 3.5e-6}]}
+    new = {"stages": [{"name": "s1", "learning_rate": 1e-6}, {"name": "s2", "learning_rate": 1e-4}]}
+    assert changed_keys(old, new) == ["stages.1.learning_rate"]

@@ -113,6 +113,7 @@ def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run
     # a training key: only that training run
     st = pipeline_status(_load(p.root, ["train_sft.stages.1.learning_rate=1e-4"]))
     assert {n for n, s in st.items() if s.state != "done"} == {"train_sft"}
+    assert st["train_sft"].changed == ["stages.1.learning_rate"]
 
 
 def test_unknown_stage_and_bad_set_fail_with_one_line(tmp_path):
