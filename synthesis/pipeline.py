@@ -115,7 +115,10 @@ def run_synthesis(config: SynthConfig | str | Path, overrides: list[str] | None 
 
 # ---- fingerprint / no-op ----------------------------------------------------------------------------
 
-SYNTH_LOCATION_KEYS = ("output_dir", "llm.cache_path", "review.store_path", "llm.max_concurrency")
+SYNTH_LOCATION_KEYS = ("output_dir", "llm.cache_path", "review.store_path", "llm.max_concurrency",
+                       # incremental by design: expert files merge into an existing run (the run
+                       # fingerprint covers them and rebuilds), like new review decisions do
+                       "expert")
 
 
 def synth_effective_config(cfg: SynthConfig) -> dict[str, Any]:

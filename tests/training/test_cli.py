@@ -15,7 +15,9 @@ def _soaes(*args):
 
 def test_dry_run_prints_plan_without_training(tmp_path):
     r = _soaes("sft", "configs/demo/train_sft.yaml", "--dry-run", "--set", f"cache_dir={tmp_path}",
-               "--set", f"output_dir={tmp_path / 'out'}", "--set", "stages.1.epochs=3")
+               "--set", f"output_dir={tmp_path / 'out'}", "--set", "stages.1.epochs=3",
+               # the demo config caps its steps for the demo; the plan below is the uncapped one
+               "--set", "seq_len=1024", "--set", "stages.0.max_steps=null", "--set", "stages.1.max_steps=null")
     assert r.returncode == 0, r.stderr[-2000:]
     o = r.stdout
     assert "# stage stage1_dialogue" in o and "# stage stage2_expert_qa" in o
