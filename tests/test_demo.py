@@ -44,8 +44,12 @@ def test_demo_runs_every_stage_into_one_report(tmp_path):
         assert f"href='{link}'" in report, link
     assert "demo-auto-approval" in report and report.count("<img") >= 4
     assert (out / "report.html").stat().st_mode & 0o777 == 0o644
+    # Table 2 of the demo's trained stages (eval stage): a row per stage of train_cpt and train_sft
+    cmp = json.loads((out / "eval" / "compare" / "compare.json").read_text(encoding="utf-8"))
+    assert len(cmp["rows"]) == 3 and all(r["n"] > 0 for r in cmp["rows"]), cmp["rows"]
+    assert "Table 2" in report and "href='eval/compare.md'" in report
     again = subprocess.run([sys.executable, "-m", "soaes.cli", "demo", "--output", str(out)],
                            capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    for name in ("cpt", "synth", "review", "sft_stage1", "train_cpt", "train_sft"):
+    for name in ("cpt", "synth", "review", "sft_stage1", "train_cpt", "train_sft", "eval"):
         assert f"{name}: up to date" in again.stdout, again.stdout

@@ -67,7 +67,9 @@ def to_markdown(result: dict) -> str:
     lines = ["| Model / stage | " + " | ".join(HEADERS[m] for m in METRICS) + " | n |",
              "|---|" + "---:|" * (len(METRICS) + 1)]
     for r in rows:
-        cells = [f"**{r[m]:.2f}**" if r[m] == best[m] and len(rows) > 1 else f"{r[m]:.2f}" for m in METRICS]
+        # bold the best of a column, unless every row ties (nothing to single out)
+        cells = [f"**{r[m]:.2f}**" if r[m] == best[m] and any(o[m] != best[m] for o in rows) else f"{r[m]:.2f}"
+                 for m in METRICS]
         lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {r['n']} |")
     notes = [""]
     if result.get("common_ids") is not None:

@@ -85,6 +85,12 @@ def load_model_and_tokenizer(model_dir: Path, dtype: str = "auto"):
     has_tok = any((model_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
     tok = load_tokenizer(str(model_dir) if has_tok else "qwen2.5")
     torch_dtype = torch.float32 if dtype == "auto" and not torch.cuda.is_available() else "auto"
+    # A ZeRO-3 training run earlier in this process (the pipeline, the demo) leaves transformers'
+    # global DeepSpeed config set: from_pretrained would then partition the weights (empty tensors).
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
+
+    if is_deepspeed_zero3_enabled():
+        unset_hf_deepspeed_config()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype, local_files_only=True)
     model.config.use_cache = True  # training saves use_cache=False (packing); generation wants the KV cache
     if torch.cuda.is_available():
