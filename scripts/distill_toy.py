@@ -63,7 +63,7 @@ def _heldout(tokenizer):
     return rows, enc.encode([r["messages"] for r in rows])
 
 
-def evaluate(out: Path, max_new_tokens: int = 96) -> dict:
+def evaluate(out: Path, max_new_tokens: int = 96, students=("student_sft", "student_kd")) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -74,10 +74,10 @@ def evaluate(out: Path, max_new_tokens: int = 96) -> dict:
     n_real = len(tok)
     rows, encoded = _heldout(tok)
     models = {n: AutoModelForCausalLM.from_pretrained(out / n, attn_implementation="sdpa").eval()
-              for n in ("teacher", "student_sft", "student_kd")}
+              for n in ("teacher", *students)}
     res: dict = {"heldout_samples": len(rows), "kl_per_position": {}, "generations": {}}
     with torch.no_grad():
-        kl = {n: [0.0, 0] for n in ("student_sft", "student_kd")}
+        kl = {n: [0.0, 0] for n in students}
         for e in encoded:
             ids = torch.from_numpy(e.input_ids.astype("int64"))[None]
             pos = torch.from_numpy((e.loss_mask[1:] == 1).nonzero()[0])
@@ -95,7 +95,7 @@ def evaluate(out: Path, max_new_tokens: int = 96) -> dict:
                 g = m.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                pad_token_id=tok.pad_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
                 gens[n].append(tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True))
-    for n in ("student_sft", "student_kd"):
+    for n in students:
         pairs = [Pair(id=str(r["id"]), prediction=p, reference=t) for r, p, t in zip(rows, gens[n], gens["teacher"])]
         res.setdefault("rouge_vs_teacher", {})[n] = compute_metrics(pairs)
     res["generations"] = {n: g[:2] for n, g in gens.items()}
@@ -106,8 +106,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="demo_out/toy_distill", help="directory for the models and results")
     ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--eval-only", nargs="+", metavar="STUDENT_DIR", default=None,
+                    help="only evaluate these model directories under --out against teacher/")
     a = ap.parse_args(argv)
     out = Path(a.out).resolve()
+    if a.eval_only:
+        res = evaluate(out, students=tuple(a.eval_only))
+        name = "results_" + "_".join(a.eval_only) + ".json"
+        (out / name).write_text(json.dumps(res, indent=2, ensure_ascii=False))
+        print(json.dumps({k: res[k] for k in ("kl_per_position", "rouge_vs_teacher")}, indent=1, ensure_ascii=False))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     import os
 
