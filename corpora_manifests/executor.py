@@ -398,6 +398,23 @@ def run_status(out: str | Path) -> dict[str, Any]:
             "finalize": {"job_id": fj, "state": fstate, "log": str(out / STATE_DIR / f"finalize-{fj}.out")}}
 
 
+def wait_for_stages(out: str | Path, poll_s: float = 2.0, timeout_s: float | None = None) -> dict[str, Any]:
+    """Block until every stage of the Slurm submission in ``out`` is done (for callers that need the
+    results in-process, e.g. synthesis chunking); a failed or blocked stage raises."""
+    t0 = time.time()
+    while True:
+        st = run_status(out)
+        if st["stages"] and all(s["state"] == "done" for s in st["stages"]):
+            return st
+        bad = [s for s in st["stages"] if s["state"] in ("failed", "blocked")]
+        if bad:
+            raise RuntimeError(f"Slurm stage {bad[0]['name']!r} failed (job {bad[0]['job_id']}); "
+                               f"logs under {out}; run again to resubmit\n{format_status(st)}")
+        if timeout_s is not None and time.time() - t0 > timeout_s:
+            raise TimeoutError(f"Slurm stages in {out} not done after {timeout_s:.0f} s\n{format_status(st)}")
+        time.sleep(poll_s)
+
+
 def format_status(status: dict[str, Any]) -> str:
     lines = [f"{status['out']}: {'finished (manifest.json written)' if status['finished'] else 'not finished'}"]
     for s in status["stages"]:

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from corpora_manifests.executor import ExecutorConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -35,6 +37,9 @@ class ChunkConfig(_Strict):
     max_tokens: int = Field(default=1024, ge=32)
     min_chars: int = Field(default=40, ge=1)
     tokenizer: str = "qwen2.5"
+    # the shared schema (corpora_manifests.executor); local with one task = chunk in-process
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="where chunking runs: local | slurm | ray (docs/executors.md)")
 
 
 class LLMConfig(_Strict):

@@ -142,6 +142,7 @@ def _run_fingerprint(cfg: SynthConfig, config_text: str, store) -> str:
     dump = cfg.model_dump()
     # where the run lives is not what it is: a moved or copied run directory stays finished
     dump.pop("output_dir")
+    dump["chunking"].pop("executor", None)  # where chunking runs does not change the chunks
     dump["llm"].pop("cache_path")
     dump["review"].pop("store_path")
     h.update(json.dumps(dump, sort_keys=True, ensure_ascii=False).encode())
@@ -174,7 +175,13 @@ def _generate(cfg: SynthConfig, store, rejects: RejectsWriter, api_key: str | No
     docs = list(iter_documents(cfg.source, rejects))
     if not docs:
         raise UserError(f"no usable documents in {cfg.source.path}")
-    chunks = list(chunk_documents(docs, tokenizer, cfg.chunking.max_tokens, cfg.chunking.min_chars))
+    ex = cfg.chunking.executor
+    if ex.kind == "local" and ex.n_tasks == 1:
+        chunks = list(chunk_documents(docs, tokenizer, cfg.chunking.max_tokens, cfg.chunking.min_chars))
+    else:  # datatrove tasks on the shared executor (synthesis/chunk_stage.py)
+        from .chunk_stage import chunk_on_executor
+
+        chunks = chunk_on_executor(docs, cfg.chunking, Path(cfg.output_dir) / "chunk_work")
     log.info("%d documents, %d chunks", len(docs), len(chunks))
 
     # raw: (chunk, task_type, pair dict, provenance metadata)

@@ -1,6 +1,7 @@
-"""curate run, curate dedup and filters run on a REAL Slurm cluster and a REAL Ray cluster (head + worker
-processes) give manifests that verify and shards byte-identical to the local executor's; a Slurm task
-that is cancelled is resubmitted by re-running the command, without redoing finished tasks.
+"""curate run, curate dedup, filters run and synth run's chunking on a REAL Slurm cluster and a REAL Ray
+cluster (head + worker processes) give manifests that verify and shards byte-identical to the local
+executor's; a Slurm task that is cancelled is resubmitted by re-running the command, without redoing
+finished tasks.
 
 Clusters come from tests/cluster_fixtures.py (session fixtures); without slurm-wlm/root or ray the
 tests skip saying why.
@@ -45,8 +46,11 @@ def inputs(tmp_path_factory):
         i["path"] = str(REPO / i["path"])
     for e in filters["decontam"]["eval_sets"]:
         e["path"] = str(REPO / e["path"])
+    synth = yaml.safe_load((REPO / "configs" / "demo" / "synth_stage2.yaml").read_text(encoding="utf-8"))
+    synth["source"]["path"] = str(REPO / synth["source"]["path"])
+    synth["source"]["limit"] = 16
     return {"curate": _split(laws + docs, tmp / "curate"), "dedup": _split(docs, tmp / "dedup"),
-            "filters": filters}
+            "filters": filters, "synth": synth}
 
 
 def curate_cfg(inputs, out: Path, executor: dict) -> dict:
@@ -63,7 +67,22 @@ def filters_cfg(inputs, out: Path, executor: dict) -> dict:
     return {**inputs["filters"], "output": str(out), "executor": executor}
 
 
+def synth_cfg(inputs, out: Path, executor: dict | None) -> dict:
+    s = inputs["synth"]
+    return {**s, "output_dir": str(out), "chunking": {**s.get("chunking", {}), **({"executor": executor} if executor else {})}}
+
+
+def synth_shards(out: Path) -> dict[str, str]:
+    files = sorted(p for p in out.rglob("*.parquet") if "chunk_work" not in p.parts)
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
 def run(kind: str, cfg: dict) -> Path:
+    if kind == "synth":
+        from synthesis.config import SynthConfig
+        from synthesis.pipeline import run_synthesis
+
+        return run_synthesis(SynthConfig.model_validate(cfg), progress=False)
     if kind == "curate":
         from curation.pipelines.run import run_curate
 
@@ -90,9 +109,13 @@ def local(inputs, tmp_path_factory):
     ex = {"kind": "local", "tasks": 2, "workers": 1}
     outs = {"curate": run("curate", curate_cfg(inputs, tmp / "curate", ex)),
             "dedup": run("dedup", dedup_cfg(inputs, tmp / "dedup", ex)),
-            "filters": run("filters", filters_cfg(inputs, tmp / "filters", ex))}
-    for out in outs.values():
-        assert verify_manifest(out) == [] and shards(out)
+            "filters": run("filters", filters_cfg(inputs, tmp / "filters", ex)),
+            # stage 2's reference chunks in-process (the default), the cluster runs with 2 tasks
+            "synth": run("synth", synth_cfg(inputs, tmp / "synth", None))}
+    for kind, out in outs.items():
+        if kind != "synth":
+            assert verify_manifest(out) == [] and shards(out)
+    assert synth_shards(outs["synth"])
     return outs
 
 
@@ -169,6 +192,15 @@ def test_dedup_on_slurm_cancelled_task_is_resubmitted(inputs, local, tmp_path, s
     assert "finished" in format_status(run_status(out))
 
 
+def test_synth_chunking_on_slurm(inputs, local, tmp_path, slurm_cluster):
+    out = run("synth", synth_cfg(inputs, tmp_path / "synth", SLURM))  # waits for the chunk job array
+    sub = load_submission(out / "chunk_work")
+    assert [s["name"] for s in sub.stages] == ["chunk"] and sub.stages[0]["job_id"]
+    assert synth_shards(out) == synth_shards(local["synth"])
+    for part in ("sft_stage2", "eval"):
+        assert verify_manifest(out / part) == []
+
+
 def test_filters_run_on_slurm(inputs, local, tmp_path, slurm_cluster):
     out = tmp_path / "filters"
     run("filters", filters_cfg(inputs, out, SLURM))
@@ -180,7 +212,7 @@ def test_filters_run_on_slurm(inputs, local, tmp_path, slurm_cluster):
 
 # ---- Ray ----------------------------------------------------------------------------------------------
 
-def test_curate_dedup_filters_on_ray_head_and_worker(inputs, local, tmp_path, ray_cluster):
+def test_curate_dedup_filters_synth_on_ray_head_and_worker(inputs, local, tmp_path, ray_cluster):
     ex = {"kind": "ray", "tasks": 2, "workers": 2,
           "ray": {"address": ray_cluster, "mem_per_cpu_gb": 0.25, "tasks_per_job": 2}}
     outs = {"curate": run("curate", curate_cfg(inputs, tmp_path / "curate", ex)),
@@ -188,6 +220,8 @@ def test_curate_dedup_filters_on_ray_head_and_worker(inputs, local, tmp_path, ra
             "filters": run("filters", filters_cfg(inputs, tmp_path / "filters", ex))}
     for kind, out in outs.items():
         assert_same_as_local(out, local[kind])
+    synth = run("synth", synth_cfg(inputs, tmp_path / "synth", ex))
+    assert synth_shards(synth) == synth_shards(local["synth"])
     # the tasks ran on the Ray cluster's two nodes (datatrove logs the executor it ran on)
     assert json.loads((outs["dedup"] / "dedup_work" / "logs" / "signature" / "executor.json").read_text())
 
