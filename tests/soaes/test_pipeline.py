@@ -36,6 +36,7 @@ for run in ("train_cpt", "train_sft"):
              f"{run}.save_steps=2"]
 SETS += ["train_cpt.stages.0.global_batch_size=1", "train_cpt.stages.0.max_steps=2"]
 SETS += [f"train_sft.stages.{i}.{k}" for i in (0, 1) for k in ("global_batch_size=1", "max_steps=2")]
+SETS += ["eval.max_new_tokens=4"]
 
 
 def _load(root, extra=()):
@@ -54,7 +55,8 @@ def paper_run(tmp_path_factory):
         # need the reviewed data (CPT training) goes on
         acts = {o.name: (o.action, o.detail) for o in first}
         assert acts["review"][0] == "waiting" and "soaes review export" in acts["review"][1]
-        assert acts["sft_stage1"][0] == acts["train_sft"][0] == "blocked" and acts["train_cpt"][0] == "ran"
+        assert acts["sft_stage1"][0] == acts["train_sft"][0] == acts["eval"][0] == "blocked"
+        assert acts["train_cpt"][0] == "ran"
         assert pipeline_status(p)["review"].state == "waiting"
         from synthesis.store import ReviewStore
 
@@ -69,7 +71,7 @@ def paper_run(tmp_path_factory):
 
 def test_paper_config_chains_through_every_stage(paper_run):
     p, _, second = paper_run
-    assert [o.name for o in second if o.action == "ran"] == ["review", "sft_stage1", "train_sft"]
+    assert [o.name for o in second if o.action == "ran"] == ["review", "sft_stage1", "train_sft", "eval"]
     root = p.root
     cpt, synth_train, synth_eval, stage1 = (root / "cpt", root / "synth" / "sft_stage2", root / "synth" / "eval",
                                             root / "sft_stage1")
@@ -107,12 +109,12 @@ def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run
     st = pipeline_status(changed)
     assert {n for n, s in st.items() if s.state == "done"} == {"cpt", "train_cpt"}
     assert st["synth"].state == "stale" and st["synth"].changed == ["chunking.min_chars"]
-    assert {st[n].state for n in ("review", "sft_stage1", "train_sft")} <= {"stale", "pending"}
+    assert {st[n].state for n in ("review", "sft_stage1", "train_sft", "eval")} <= {"stale", "pending"}
     with pytest.raises(UserError, match=r"chunking\.min_chars.*--force synth"):
         run_pipeline(changed)
     # a training key: only that training run
     st = pipeline_status(_load(p.root, ["train_sft.stages.1.learning_rate=1e-4"]))
-    assert {n for n, s in st.items() if s.state != "done"} == {"train_sft"}
+    assert {n for n, s in st.items() if s.state != "done"} == {"train_sft", "eval"}
     assert st["train_sft"].changed == ["stages.1.learning_rate"]
 
 
