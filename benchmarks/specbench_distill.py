@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--out", default="/tmp/specbench_distill")
+    ap.add_argument("--drafts", default="student_sft,student_kd", help="model dirs under --toy used as drafts")
     a = ap.parse_args()
 
     from training.specbench import SpecbenchSettings, specbench, to_markdown
@@ -41,7 +42,11 @@ def main() -> int:
                                  limit=a.limit)
     summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.machine(),
                "target": str(toy / "teacher"), "settings": vars(a), "drafts": {}}
-    for name in ("student_sft", "student_kd"):
+    for name in a.drafts.split(","):
+        if not (toy / name / "config.json").exists():
+            print(f"## draft = {name}: not found under {toy} (not built yet)\n")
+            summary["drafts"][name] = None
+            continue
         res = specbench(toy / "teacher", toy / name, Path(a.data), settings, split=a.split)
         out = Path(a.out) / name
         out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,7 @@ def main() -> int:
                                          if r["method"] == "prompt-lookup"},
         }
     print(json.dumps(summary, ensure_ascii=False))
-    return 0 if all(d["trustworthy"] for d in summary["drafts"].values()) else 1
+    return 0 if all(d and d["trustworthy"] for d in summary["drafts"].values()) else 1
 
 
 if __name__ == "__main__":

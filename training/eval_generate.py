@@ -92,7 +92,10 @@ def load_model_and_tokenizer(model_dir: Path, dtype: str = "auto"):
     if is_deepspeed_zero3_enabled():
         unset_hf_deepspeed_config()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch_dtype, local_files_only=True)
-    model.config.use_cache = True  # training saves use_cache=False (packing); generation wants the KV cache
+    # Training saves use_cache=False (packing isolation) in config.json and generation_config.json;
+    # generation wants the KV cache, and assisted generation refuses to run without one.
+    model.config.use_cache = True
+    model.generation_config.use_cache = True
     if torch.cuda.is_available():
         model = model.to("cuda")
     return model.eval(), tok

@@ -14,7 +14,8 @@ def save_tiny(path: Path, seed: int = 0, layers: int = 2, **overrides) -> Path:
     from training.model_factory import tiny_qwen2_config
 
     torch.manual_seed(seed)
-    cfg = tiny_qwen2_config(num_hidden_layers=layers, use_cache=True, **overrides)
+    # use_cache=False as a training stage saves it (config and generation config): loading must undo it
+    cfg = tiny_qwen2_config(num_hidden_layers=layers, use_cache=False, **overrides)
     model = Qwen2ForCausalLM(cfg).eval()
     model.save_pretrained(path)
     load_tokenizer("qwen2.5").save_pretrained(path)
