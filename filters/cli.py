@@ -149,6 +149,25 @@ def label(
         raise typer.Exit(1)  # a batch that labelled nothing: every request failed (see rejects.jsonl)
 
 
+@app.command("seed-score", help="Score a pool by similarity to seed examples of your target domain (char n-grams, "
+                                 "or a local transformers model's hidden states); prints JSON lines {id, seed_score}. "
+                                 "In a run: the `seed:` config section (score -> seed.score, keep >= threshold).")
+def seed_score(
+    pool: Path = typer.Argument(..., help="instruction file to score"),
+    seeds: Path = typer.Option(..., "--seeds", help="seed examples (instruction file or .txt, one per line)"),
+    mode: str = typer.Option("char", "--mode", help="char | hf"),
+    model: Optional[Path] = typer.Option(None, "--model", help="local transformers model directory (mode hf)"),
+    top_k: int = typer.Option(5, "--top-k"),
+) -> None:
+    from corpora_manifests.errors import UserError
+
+    from .seed import dumps, score_file
+
+    if not pool.exists():
+        raise UserError(f"pool not found: {pool}")
+    typer.echo(dumps(score_file(pool, seeds, mode, str(model) if model else None, top_k)))
+
+
 @app.command(help="Run SFT stage 1 (read → language → domain → near-dedup → decontamination → shards + manifest "
                   "+ report) from a YAML config.")
 def run(

@@ -68,6 +68,16 @@ class DedupConfig(_C):
     ngram: int = Field(5, ge=1)
 
 
+class SeedConfig(_C):
+    """Seed-guided selection (filters/seed.py): score by similarity to seed examples, keep ≥ threshold."""
+    enabled: bool = False
+    seeds: str | None = Field(None, description="seed examples: an instruction file (any format) or .txt lines")
+    mode: Literal["char", "hf"] = Field("char", description="char n-gram vectors, or a local transformers model")
+    model: str | None = Field(None, description="local transformers model directory (mode hf)")
+    top_k: int = Field(5, ge=1)
+    threshold: float = Field(0.3, ge=-1, le=1, description="keep samples with seed.score ≥ this")
+
+
 class EvalSetSpec(_C):
     name: str
     path: str = Field(description="JSONL/JSON/parquet file, a directory of them, or a manifest directory")
@@ -89,6 +99,7 @@ class FiltersConfig(_C):
     lang: LangConfig = Field(default_factory=LangConfig)
     domain: DomainConfig = Field(default_factory=DomainConfig)
     categories: CategoryConfig = Field(default_factory=CategoryConfig)
+    seed: SeedConfig = Field(default_factory=SeedConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)

@@ -30,6 +30,11 @@ def build_pipeline(cfg: FiltersConfig, out: Path) -> list:
         steps.append(DomainFilter(cfg.domain.model, cfg.domain.threshold, cfg.domain.keep_domains,
                                   cfg.categories.keep, cfg.categories.exclude, cfg.categories.keep_min_score,
                                   batch_size=cfg.domain.batch_size, exclusion_writer=RejectsSink(out, "domain")))
+    if cfg.seed.enabled:
+        from .seed import ScoreThresholdFilter, SeedSimilarityScorer
+
+        steps.append(SeedSimilarityScorer(cfg.seed.seeds, cfg.seed.mode, cfg.seed.model, cfg.seed.top_k))
+        steps.append(ScoreThresholdFilter("seed.score", cfg.seed.threshold, exclusion_writer=RejectsSink(out, "seed")))
     if cfg.dedup.enabled:
         steps.append(InstructionDedupFilter(cfg.dedup.threshold, cfg.dedup.num_perm, cfg.dedup.ngram,
                                             exclusion_writer=RejectsSink(out, "dedup")))
@@ -59,12 +64,21 @@ def _preflight(cfg: FiltersConfig) -> None:
             raise UserError(f"language-ID model not found: {cfg.lang.model}")
         if not cfg.lang.model:
             lid176_path()
+    if cfg.seed.enabled:
+        from .seed import load_seeds
+
+        if not cfg.seed.seeds:
+            raise UserError("seed.enabled needs seed.seeds (a file of seed examples)")
+        load_seeds(cfg.seed.seeds)  # raises UserError when missing or empty
+        if cfg.seed.mode == "hf" and not (cfg.seed.model and Path(cfg.seed.model).is_dir()):
+            raise UserError(f"seed.mode hf needs seed.model, a local transformers model directory (got {cfg.seed.model!r})")
     for es in cfg.decontam.eval_sets if cfg.decontam.enabled else []:
         if not Path(es.path).exists():
             raise UserError(f"evaluation set {es.name!r} not found: {es.path}")
 
 
 _EXAMPLE_KEYS = ("id", "source", "detail", "excerpt", "lang.label", "lang.zh_share", "domain.label", "domain.p_in",
+                 "seed.score",
                  "domain.category_matched", "dedup.duplicate_of", "decontam.eval_set", "decontam.eval_id",
                  "decontam.ngram")
 

@@ -19,7 +19,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from corpora_manifests.shard_step import ShardsStep
 
-_META_PREFIXES = ("lang.", "domain.", "dedup.", "decontam.")
+_META_PREFIXES = ("lang.", "domain.", "seed.", "dedup.", "decontam.")
 
 
 def _first_user(doc: Document) -> str:

@@ -144,6 +144,9 @@ def in_valid(rid: str, fraction: float = 0.15) -> bool:
 # kept-set precision benchmarks/domain_pool_precision.py estimates: training on their
 # pseudo-labels is transductive self-training, and the docs say so.
 UNLABELLED_POOLS = ("alpaca_zh_carbonz0", "llamafactory_demo_sft", "sharegpt_zh_1k")
+# formal expository prose that is not in-domain (an infectious-disease textbook): without it the only
+# formal prose in training is statutes and policy, and "formal register" would mean "in-domain"
+UNLABELLED_PROSE = (("mixed_lang_pretrain_text", "data/pretrain/fever.txt"),)
 
 
 def iter_unlabelled(data: str | Path, max_records: int = 30_000) -> Iterator[dict]:
@@ -164,6 +167,10 @@ def iter_unlabelled(data: str | Path, max_records: int = 30_000) -> Iterator[dic
             if text.strip():
                 n += 1
                 yield {"id": r["id"], "text": text, "source": name}
+    for name, src in UNLABELLED_PROSE:
+        for r in _jsonl(data / name / "data.jsonl"):
+            if r.get("source") == src and r.get("lang") == "zh" and len(r.get("text", "")) >= 40:
+                yield {"id": r["id"], "text": r["text"], "source": f"{name}:{Path(src).stem}"}
 
 
 def pseudo_negatives(unlabelled: list[dict], window: int = 512) -> list[dict]:

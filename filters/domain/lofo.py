@@ -63,6 +63,7 @@ RECIPES: dict[str, tuple[Callable[[list[dict]], list[tuple[str, str]]], dict[str
     "ours": (recipe_ours, {}),
     "ours_allviews": (lambda recs: recipe_ours(recs, views="all"), {}),
     "ours_noviews": (lambda recs: recipe_ours(recs, views="none"), {}),
+    "ours_cap8k": (lambda recs: recipe_ours(recs, cap=8000), {}),
 }
 
 
