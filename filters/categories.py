@@ -10,7 +10,7 @@ Rule, in this order (``domain.decided_by`` records which branch decided):
    P(in) ≥ threshold keeps — ``decided_by = classifier``.
 
 Keep beats exclude because Infinity-Instruct gives a sample several abilities (a tax-law question
-is both 法律知识 and 数学能力 when it has a calculation), and the domain overlap is what matters.
+is both 法律与安全知识 and 数学能力 when it has a calculation), and the domain overlap is what matters.
 Labels are compared after case-folding and stripping spaces.
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Formats (detected per record unless the caller forces one):
 
 - ``infinity``: Infinity-Instruct — ``conversations`` [{from, value}] plus ``label``
-  (``ability_en/zh``, ``cate_ability_en/zh``), ``langdetect``, ``source``, ``idx``/``id``;
+  (``ability_en/zh``, ``cate_ability_en/zh``), ``langdetect``, ``source``, ``id`` (or ``idx``), ``reward``
+  (Gen subsets; kept as ``domain.source_reward``);
 - ``sharegpt``: ``conversations`` or ``messages`` of {from, value} (human/gpt/system);
 - ``openai``: ``messages`` of {role, content} (also LongWriter's format);
 - ``alpaca``: ``instruction`` [+ ``input``] → ``output`` (or ``response``), optional
@@ -154,6 +155,8 @@ def normalise(rec: Any, fmt: str = "auto", default_id: str = "", default_source:
         md["domain.source_categories"] = cats
     if isinstance(rec.get("langdetect"), str):
         md["lang.source_langdetect"] = rec["langdetect"]
+    if kind == "infinity" and isinstance(rec.get("reward"), (int, float)):
+        md["domain.source_reward"] = float(rec["reward"])  # Infinity-Instruct Gen: reward-model score
     return Sample(
         id=str(rid) if rid is not None and str(rid) != "" else default_id,
         messages=msgs,

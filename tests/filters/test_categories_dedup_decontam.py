@@ -17,7 +17,7 @@ def test_category_rule_on_infinity_fixture(fixtures_dir):
     keep = by["category_keep"]
     assert keep and all(d.keep for _, d in keep)
     # law + mathematics: keep beats exclude
-    assert any("数学能力" in s.categories and "法律知识" in s.categories for s, _ in keep)
+    assert any("数学能力" in s.categories and "法律与安全知识" in s.categories for s, _ in keep)
     excl = by["category_exclude"]
     assert excl and all(not d.keep and d.reason == "category_excluded" for _, d in excl)
     assert {c for s, _ in excl for c in s.categories} & {"医学、药学与健康知识", "文学创作与艺术知识", "数学能力"}

@@ -14,7 +14,10 @@ def test_infinity_instruct_record_normalised_with_categories(fixtures_dir):
     assert [m["role"] for m in s.messages] == ["user", "assistant"]
     assert "财务、金融与商业知识" in s.categories and "financial, financial and business knowledge" in s.categories
     assert s.metadata["lang.source_langdetect"] == "zh-cn"
-    assert s.id == "0"  # Infinity-Instruct's idx
+    assert s.id == "9cbd0a0941a191984aa47e3c16b9ecec"  # Infinity-Instruct's id
+    assert isinstance(s.metadata["domain.source_reward"], float)
+    law = [x for x in out if "法律与安全知识" in x.categories]  # the real zh label of the law category
+    assert law and all("legal knowledge" in x.categories for x in law)
 
 
 def test_sharegpt_and_alpaca_fixtures(fixtures_dir):
@@ -64,3 +67,14 @@ def test_invalid_utf8_and_unreadable_files(fixtures_dir, tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"not a parquet file")
     got = list(read_samples(tmp_path / "x.parquet"))
     assert len(got) == 1 and got[0].reason == "unreadable_file"
+
+
+def test_longwriter_6k_row_shape(tmp_path):
+    """LongWriter-6k's long.jsonl rows are {"messages": [{role: user}, {role: assistant}]} (dataset card)."""
+    p = tmp_path / "long.jsonl"
+    row = {"messages": [{"role": "user", "content": "写一篇8000字的关于国有企业改革的报告"},
+                        {"role": "assistant", "content": "# 国有企业改革报告\n\n一、背景……" * 20}]}
+    p.write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    for fmt in ("auto", "longwriter"):
+        (s,) = list(read_samples(p, fmt))
+        assert isinstance(s, Sample) and s.format == "openai" and [m["role"] for m in s.messages] == ["user", "assistant"]
