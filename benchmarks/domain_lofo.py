@@ -36,11 +36,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="fastText training threads (>1: not bit-reproducible)")
     ap.add_argument("--no-pseudo", action="store_true", help="leave out the pseudo-labelled pool negatives")
     ap.add_argument("--reuse", action="store_true", help="reuse models already in --workdir")
+    ap.add_argument("--speed", default=None, metavar="MODEL",
+                    help="only measure MODEL's classify throughput (samples per CPU-second, median of --repeats) "
+                         "on every family's texts, beside the keyword baseline")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--md", default=None)
     args = ap.parse_args()
     t0 = time.time()
     records = list(iter_family_records(args.data))
+    if args.speed:
+        from benchmarks.domain_filter import cpu_rate
+        from filters.domain.baselines import keyword_classifier
+        from filters.domain.model import DomainModel
+
+        m = DomainModel(args.speed)
+        texts = [r["text"] for r in records]
+        res = {"model": args.speed, "texts": len(texts),
+               "mean_chars": round(sum(map(len, texts)) / len(texts)),
+               "ours_classify": cpu_rate(lambda ts: m.predict_arrays(m.lines(ts)), texts, args.repeats),
+               "keyword_baseline": cpu_rate(keyword_classifier(1), texts, args.repeats),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": __import__("os").getloadavg()}
+        print(json.dumps(res, indent=2))
+        return
     if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them
         records += pseudo_negatives(list(iter_unlabelled(args.data)))
     systems = tuple(args.systems.split(","))

@@ -8,7 +8,8 @@
 and the domain classifier exactly as ``DomainFilter`` reads a sample (``filters.text.domain_text``);
 ``--n`` kept and ``--n`` dropped Chinese records are drawn at random (seed 12) and written to
 ``benchmarks/domain_pool/sample.jsonl`` with the model's output. Labels are then written by hand
-into ``benchmarks/domain_pool/labels.jsonl`` ({id, label: in|out, note}) following
+into ``benchmarks/domain_pool/labels.jsonl`` (the texts stay in the git-ignored ``sample.jsonl``;
+``sample_ids.jsonl`` is committed) ({id, label: in|out, note}) following
 ``benchmarks/domain_pool/RULE.md`` (written before labelling).
 ``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
 intervals, and the implied recall on the pool.
@@ -52,16 +53,21 @@ def sample(args) -> None:
     from filters.langid import LanguageIdentifier
     from filters.text import domain_text
 
-    lid = LanguageIdentifier()
-    model = DomainModel(args.model)
+    model = DomainModel(args.model, args.threshold)
+    cache = Path(args.lang_cache) if args.lang_cache else None
+    zh = set(json.loads(cache.read_text())) if cache and cache.exists() else None
+    lid = LanguageIdentifier() if zh is None else None
     recs = []
     counts = Counter()
     for name, s in pool(Path(args.data)):
         counts["read"] += 1
-        if not lid.identify(s.messages).keep:
+        keep = (f"{name}/{s.id}" in zh) if zh is not None else lid.identify(s.messages).keep
+        if not keep:
             counts["not_chinese"] += 1
             continue
         recs.append((name, s, domain_text(s.messages)))
+    if cache and zh is None:  # language ID does not depend on the domain model: computed once
+        cache.write_text(json.dumps(sorted(f"{n}/{s.id}" for n, s, _ in recs)))
     preds = model.predict([t for _, _, t in recs])
     kept = [(r, p) for r, p in zip(recs, preds) if p.is_in]
     dropped = [(r, p) for r, p in zip(recs, preds) if not p.is_in]
@@ -75,9 +81,14 @@ def sample(args) -> None:
             rows.append({"id": s.id, "source": name, "set": which, "p_in": round(p.p_in, 4), "domain": p.domain,
                          "question": user[:400], "answer": ans[:200]})
     OUT.mkdir(parents=True, exist_ok=True)
+    # sample.jsonl holds the texts (for labelling; git-ignored: Alpaca-zh may not be committed);
+    # sample_ids.jsonl, committed, holds what scoring needs
     with (OUT / "sample.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    with (OUT / "sample_ids.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in ("id", "source", "set", "p_in", "domain")}, ensure_ascii=False) + "\n")
     info = {"model": str(model.path), "model_sha256": model.info.get("model_sha256"), "threshold": model.threshold,
             "counts": dict(counts), "seed": 12, "n_per_set": args.n}
     (OUT / "sample_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -85,7 +96,7 @@ def sample(args) -> None:
 
 
 def score(args) -> None:
-    rows = {r["id"]: r for r in map(json.loads, (OUT / "sample.jsonl").open(encoding="utf-8"))}
+    rows = {r["id"]: r for r in map(json.loads, (OUT / "sample_ids.jsonl").open(encoding="utf-8"))}
     labels = {r["id"]: r["label"] for r in map(json.loads, (OUT / "labels.jsonl").open(encoding="utf-8"))}
     missing = [i for i in rows if i not in labels]
     if missing:
@@ -102,6 +113,15 @@ def score(args) -> None:
     res["precision_kept"] = res["kept"]["share_in"]
     res["estimated_recall_on_pool"] = round(est_in_kept / max(1e-9, est_in_kept + est_in_dropped), 4)
     res["pool"] = c
+    # kept records are a random sample of everything at P(in) >= the run's threshold, so those at
+    # P(in) >= t are a random sample of what a stricter threshold t would keep
+    curve = {}
+    for t in (info["threshold"], 0.3, 0.5, 0.7, 0.8, 0.9, 0.95):
+        ids = [i for i, r in rows.items() if r["set"] == "kept" and r["p_in"] >= t]
+        k = sum(labels[i] == "in" for i in ids)
+        curve[str(t)] = {"n_sampled": len(ids), "precision": round(k / max(1, len(ids)), 4), "ci95": wilson(k, len(ids)),
+                         "share_of_kept": round(len(ids) / max(1, res["kept"]["n"]), 4)}
+    res["precision_if_threshold_raised"] = curve
     res["model_sha256"] = info.get("model_sha256")
     print(json.dumps(res, ensure_ascii=False, indent=2))
 
@@ -113,6 +133,8 @@ def main() -> None:
     s.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     s.add_argument("--model", default=None)
     s.add_argument("--n", type=int, default=200)
+    s.add_argument("--threshold", type=float, default=None, help="override the model's threshold")
+    s.add_argument("--lang-cache", default=None, help="JSON list of the Chinese records' ids (written if missing)")
     sub.add_parser("score")
     args = ap.parse_args()
     {"sample": sample, "score": score}[args.cmd](args)

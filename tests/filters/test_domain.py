@@ -68,16 +68,3 @@ def test_calibration_picks_threshold_maximising_f1():
     t, f1 = calibrate_threshold(gold, p)
     assert binary_metrics(gold, [x >= t for x in p])["f1"] == f1 == 1.0
     assert 0.4 < t <= 0.42
-
-
-def test_shipped_model_is_small_and_described():
-    from filters.domain.model import SHIPPED_MODEL
-
-    side = json.loads(sidecar_path(SHIPPED_MODEL).read_text(encoding="utf-8"))
-    assert SHIPPED_MODEL.stat().st_size <= 5_000_000
-    assert side["model_sha256"] == __import__("hashlib").sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
-    assert side["heldout"]["binary_in"]["f1"] >= 0.85 and side["threshold"]
-    m = DomainModel()
-    preds = m.predict(["《中华人民共和国公司法》第三条规定了公司的法人财产权，请解释其含义。",
-                       "给出三个保持健康的小窍门，比如多喝水和早睡。"])
-    assert preds[0].is_in and not preds[1].is_in

@@ -72,8 +72,9 @@ def test_label_then_train_then_uncertainty_batch(pool, tmp_path, monkeypatch):
                                                                                        "malformed_response", "timeout"}
         assert all(x["label"] in LABELS and x["rationale"] and x["prompt_version"] == "domain_label_v1" for x in labels)
         assert len({x["source"] for x in labels}) >= 3  # stratified over sources
-        # the keyword-rule server says finance for the DISC-Fin questions it saw
-        assert any(x["label"] == "finance" for x in labels) and any(x["label"] == "other" for x in labels)
+        # the keyword-rule server answered with in-domain labels and with other: both reached labels.jsonl
+        got = {x["label"] for x in labels}
+        assert "other" in got and got - {"other"}, got
         assert "sk-test-secret" not in r.output
         paid = dict(server.counts()["answered"])
 
@@ -84,7 +85,8 @@ def test_label_then_train_then_uncertainty_batch(pool, tmp_path, monkeypatch):
         ids = [x["id"] for x in labels2]
         assert len(ids) == len(set(ids)) and len(labels2) > len(labels)
         answered = server.counts()["answered"]
-        assert all(answered[k] == 1 for k in paid), "a cached labelling request was sent again"
+        # (a hung request may have been answered after the client gave up, so compare with run 1's counts)
+        assert all(answered[k] == paid[k] for k in paid), "a cached labelling request was sent again"
 
         # train-domain learns the labels (extra keys are ignored) and calibrates a threshold
         model = tmp_path / "pool_domain.bin"
