@@ -126,11 +126,26 @@ def check_run(out: str | Path, config: dict[str, Any], recorded: dict[str, Any] 
         return RunCheck("absent", out)
     if recorded.get("config_sha256") != config_hash(config):
         old = recorded.get("config") or {}
-        keys = changed_keys(old, redact_credentials(config)) or ["(a credential or a key outside the recorded config)"]
-        return RunCheck("changed", out, changed=keys)
+        # Keys the record does not hold are settings a newer version added (at their defaults), and
+        # a credential changing does not change outputs: neither makes a finished run another run.
+        keys = [k for k in changed_keys(old, redact_credentials(config)) if _in_record(old, k)]
+        if keys or not old:
+            return RunCheck("changed", out, changed=keys or ["(config not recorded)"])
     if problems:
         return RunCheck("incomplete", out, problems=list(problems))
     return RunCheck("up_to_date", out)
+
+
+def _in_record(old: Any, dotted: str) -> bool:
+    node = old
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def decide(check: RunCheck, force: bool = False, what: str = "stage") -> bool:

@@ -51,3 +51,11 @@ def test_changed_keys_name_the_list_item():
     old = {"stages": [{"name": "s1", "learning_rate": 1e-6}, {"name": "s2", "learning_rate": 3.5e-6}]}
     new = {"stages": [{"name": "s1", "learning_rate": 1e-6}, {"name": "s2", "learning_rate": 1e-4}]}
     assert changed_keys(old, new) == ["stages.1.learning_rate"]
+
+
+def test_a_setting_added_by_a_newer_version_is_not_a_changed_config(tmp_path):
+    old = {"chunking": {"max_tokens": 1024}}
+    recorded = {"config": old, "config_sha256": config_hash(old)}
+    newer = {"chunking": {"max_tokens": 1024, "executor": {"kind": "local"}}}  # a new field at its default
+    assert check_run(tmp_path, newer, recorded).state == "up_to_date"
+    assert check_run(tmp_path, {"chunking": {"max_tokens": 512, "executor": {}}}, recorded).changed == ["chunking.max_tokens"]
