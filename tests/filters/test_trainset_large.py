@@ -9,7 +9,7 @@ from filters.text import normalise_for_match
 
 
 @pytest.mark.large_data
-def test_heldout_is_disjoint_from_training_and_shipped_model_meets_f1(shared_data, tmp_path):
+def test_legacy_heldout_is_disjoint_from_training(shared_data, tmp_path):
     from filters.domain.recipe import TRAINSET_PARAMS
 
     stats = build_trainset(shared_data, tmp_path, **TRAINSET_PARAMS)
