@@ -147,7 +147,11 @@ class RunConsole:
 
         self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                                   MofNCompleteColumn(), TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
-                                  console=self.console, transient=False)
+                                  console=self.console, transient=False,
+                                  # never swap sys.stdout/stderr for rich proxies: forked datatrove workers
+                                  # would inherit a proxy whose lock another thread may hold (deadlock), and
+                                  # their logs would reach the terminal instead of the run's log file
+                                  redirect_stdout=False, redirect_stderr=False)
         self._progress.start()
         if self.watch is None or not self.datatrove:
             self._spinner = self._progress.add_task(self.title, total=None, unit="")
