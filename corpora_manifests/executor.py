@@ -182,9 +182,11 @@ def build_executor(cfg: ExecutorConfig, pipeline: list, logging_dir: str | Path,
     if cfg.kind == "local":
         from datatrove.executor import LocalPipelineExecutor
 
-        # fork: children inherit the imported modules (fast start); one worker runs in-process anyway
+        # forkserver, not fork: a stage run in-process before (one task, e.g. the dedup cluster stage)
+        # starts polars' thread pool, and workers forked from that process hang in read_parquet.
+        # One worker runs in-process anyway, so the start-up cost is paid only when running in parallel.
         return LocalPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir,
-                                     start_method="fork", depends=depends)
+                                     start_method="forkserver", depends=depends)
     if cfg.kind == "ray":
         from datatrove.executor import RayPipelineExecutor
 

@@ -124,3 +124,15 @@ def test_a_run_that_keeps_nothing_exits_1_with_the_reason(tmp_path):
     assert (tmp_path / "out" / "manifest.json").exists()  # the run itself finished: rejects are recorded
     assert "Launching pipeline" not in p.stdout + p.stderr  # datatrove's logs went to the run's log file
     assert "Launching pipeline" in (tmp_path / "out" / "logs" / "run.log").read_text(encoding="utf-8")
+
+
+def test_workers_flag_runs_tasks_in_parallel(tmp_path):
+    # -w 2 on a local executor: the in-process cluster stage initialises polars' thread pool, so the
+    # filter stage's workers must not be forked from this process (they hung in read_parquet)
+    fix = REPO / "tests" / "fixtures" / "dedup" / "docs.jsonl"
+    p = subprocess.run([sys.executable, "-m", "soaes.cli", "curate", "dedup", str(fix), "-o", str(tmp_path / "o"),
+                        "--tasks", "2", "-w", "2", "--set", "report=false", "--set", "count_tokens=false", "-q"],
+                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "4 removed (2 exact, 2 near) in 3 clusters" in p.stdout  # the same result as one worker
+    assert sorted(x.name for x in (tmp_path / "o" / ".parts").iterdir()) == ["r00000.json", "r00001.json"]
