@@ -194,11 +194,10 @@ def label_pool(pool: list[Path], cfg: LabelConfig) -> dict[str, Any]:
     items, bad = read_pool(pool, cfg.format)
     done = set()
     if (out / "labels.jsonl").exists():
-        for line in (out / "labels.jsonl").open(encoding="utf-8"):
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut by a kill: that record is simply labelled again (from the cache)
+        from corpora_manifests.jsonl import records
+
+        # a line cut by a kill is skipped: that record is simply labelled again (from the cache)
+        done.update(r["id"] for r in records(out / "labels.jsonl") if "id" in r)
     todo = [r for r in items if r["id"] not in done]
     model = DomainModel(cfg.model)
     for r, p in zip(todo, model.predict([r["text"] for r in todo])):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
+from corpora_manifests.jsonl import iter_jsonl_lines, records
+
 
 class ChunkShard(PipelineStep):
     name = "✂️ chunk shard"
@@ -38,11 +40,11 @@ class ChunkShard(PipelineStep):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         with open(self.docs_path, encoding="utf-8") as f, open(tmp, "w", encoding="utf-8") as w:
-            for i, line in enumerate(f):
-                if i % world_size != rank:
+            for i, doc, _ in iter_jsonl_lines(f, start=0):  # our own file: every line is a document
+                if i % world_size != rank or doc is None:
                     continue
                 self.stat_update("documents")
-                for ch in chunk_document(SourceDoc(**json.loads(line)), tok, self.max_tokens, self.min_chars):
+                for ch in chunk_document(SourceDoc(**doc), tok, self.max_tokens, self.min_chars):
                     w.write(json.dumps({"_doc": i, **dataclasses.asdict(ch)}, ensure_ascii=False) + "\n")
                     self.stat_update("chunks")
         os.replace(tmp, target)
@@ -69,8 +71,7 @@ def chunk_on_executor(docs: list, chunking, work_dir: str | Path) -> list:
         wait_for_stages(work)  # Slurm: the rest of the run needs the chunks
     rows = []
     for p in sorted((work / "chunks").glob("*.jsonl")):
-        with open(p, encoding="utf-8") as f:
-            rows += [json.loads(line) for line in f]
+        rows += list(records(p))
     rows.sort(key=lambda r: (r["_doc"], r["index"]))
     return [Chunk(**{**{k: v for k, v in r.items() if k != "_doc"}, "units": [Unit(**u) for u in r["units"]]})
             for r in rows]
