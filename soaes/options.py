@@ -112,11 +112,16 @@ def workers_key(model: Any) -> str:
 
 
 def executor_key(model: Any) -> str | None:
-    """``executor.kind`` for the shared schema, ``executor`` for a flat string; None: runs in-process."""
+    """``executor.kind`` for the shared schema, ``executor`` for a flat string, ``<section>.executor.kind``
+    when one section runs on an executor (synth: ``chunking.executor``); None: runs in-process."""
     if _sub_model(model, "executor") is not None:
         return "executor.kind"
     if "executor" in model.model_fields:
         return "executor"
+    for name in model.model_fields:
+        sub = _sub_model(model, name)
+        if sub is not None and _sub_model(sub, "executor") is not None:
+            return f"{name}.executor.kind"
     return None
 
 

@@ -73,8 +73,9 @@ def test_flags_map_onto_each_config_schema():
     assert keys(FiltersConfig, output="o", workers=2, executor="local") == ["output", "executor.workers", "executor.kind"]
     assert keys(SynthConfig, output="o", workers=4) == ["output_dir", "llm.max_concurrency"]
     assert keys(TrainConfig, output="o") == ["output_dir"]
+    assert keys(SynthConfig, executor="slurm") == ["chunking.executor.kind"]  # synth's executor runs chunking
     with pytest.raises(UserError, match="executor slurm does not apply"):
-        flag_overrides(SynthConfig, executor="slurm")
+        flag_overrides(TrainConfig, executor="slurm")
 
 
 def test_bad_set_on_the_command_line_exits_2_with_one_line(tmp_path):
