@@ -286,9 +286,34 @@ def _train_run(ctx: StageContext, force: bool):
     run_training(ctx.config, config_text=ctx.config_text, command=ctx.command, force=force)
 
 
-register(StageKind("train", "a training curriculum (soaes train cpt|sft): run.json + final weights",
+register(StageKind("train", "a training curriculum (soaes train cpt|sft|distill): run.json + final weights",
                    _train_load, "output_dir", lambda ctx: {"": ctx.out, "final": ctx.out / "final"},
                    _train_check, _train_run))
+
+
+# ---- distill capture ---------------------------------------------------------------------------------
+# Distillation training itself is the "train" kind with `kind: distill` (stored or online teacher).
+
+def _capture_load(data):
+    from training.distill_capture import CaptureConfig
+
+    return _validated(CaptureConfig, data, "(stage distill_capture)")
+
+
+def _capture_check(ctx: StageContext, deep: bool) -> StageStatus:
+    from corpora_manifests.runs import manifest_run_check
+
+    return _from_check(manifest_run_check(ctx.out, ctx.config.model_dump(mode="json"), deep=deep))
+
+
+def _capture_run(ctx: StageContext, force: bool):
+    from training.distill_capture import run_capture
+
+    run_capture(ctx.config, config_text=ctx.config_text, command=ctx.command, force=force, progress=False)
+
+
+register(StageKind("distill_capture", "teacher top-k log-probs (soaes distill capture): a distill_logits manifest",
+                   _capture_load, "output_dir", lambda ctx: {"": ctx.out}, _capture_check, _capture_run))
 
 
 # ---- eval -------------------------------------------------------------------------------------------

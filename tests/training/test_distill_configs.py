@@ -38,3 +38,15 @@ def test_grid_is_one_run_per_point(tmp_path):
 def test_distill_settings_need_kind_distill():
     with pytest.raises(UserError, match="kind: distill"):
         load_train_config(CONFIGS / "train_sft_stage2.yaml", ["stages.0.distill={alpha: 0.5}"])
+
+
+def test_pipeline_registers_the_capture_stage_and_trains_distill_configs(tmp_path):
+    from soaes.pipeline.kinds import get_kind
+    from training.config import TrainConfig
+
+    kind = get_kind("distill_capture")
+    cfg = kind.load({"name": "c", "output_dir": str(tmp_path / "c"), "teacher": "t", "manifests": ["m"]})
+    assert cfg.k == 64 and kind.output_key == "output_dir"
+    assert isinstance(get_kind("train").load({"name": "d", "kind": "distill", "output_dir": str(tmp_path / "d"),
+                                              "model": {"tiny": {}}, "stages": [{"name": "s", "manifests": ["x"],
+                                              "learning_rate": 1e-3, "global_batch_size": 1}]}), TrainConfig)
