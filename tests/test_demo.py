@@ -1,6 +1,7 @@
 """The README's main job, `soaes demo`: configs/demo/pipeline.yaml through the pipeline, end to end
 on the bundled sample, one report, a tiny model whose loss visibly falls, a rerun that does nothing."""
 import json
+import os
 import subprocess
 import sys
 
@@ -10,11 +11,17 @@ from corpora_manifests.models import load_manifest
 from corpora_manifests.shards import iter_rows, verify_manifest
 
 
+# In-process training tests leave a launcher env (and a bound MASTER_PORT) in this process: the demo
+# is a fresh single process and must not inherit it.
+ENV = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR",
+                                                         "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+
+
 @pytest.mark.slow
 def test_demo_runs_every_stage_into_one_report(tmp_path):
     out = tmp_path / "demo"
     run = subprocess.run([sys.executable, "-m", "soaes.cli", "demo", "--output", str(out)],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=1800, env=ENV)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     console = (run.stdout + run.stderr).splitlines()
     assert len(console) <= 60, "\n".join(console)
@@ -47,9 +54,9 @@ def test_demo_runs_every_stage_into_one_report(tmp_path):
     # Table 2 of the demo's trained stages (eval stage): a row per stage of train_cpt and train_sft
     cmp = json.loads((out / "eval" / "compare" / "compare.json").read_text(encoding="utf-8"))
     assert len(cmp["rows"]) == 3 and all(r["n"] > 0 for r in cmp["rows"]), cmp["rows"]
-    assert "Table 2" in report and "href='eval/compare.md'" in report
+    assert "Table 2" in report and "href='eval/compare/compare.md'" in report
     again = subprocess.run([sys.executable, "-m", "soaes.cli", "demo", "--output", str(out)],
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=900, env=ENV)
     assert again.returncode == 0, again.stderr[-3000:]
     for name in ("cpt", "synth", "review", "sft_stage1", "train_cpt", "train_sft", "eval"):
         assert f"{name}: up to date" in again.stdout, again.stdout
