@@ -30,3 +30,20 @@ def qwen_tokenizer():
 
 # Real Slurm / Ray clusters for the executor tests (session-scoped; skip, saying why, when unavailable).
 from tests.cluster_fixtures import ray_cluster, slurm_cluster  # noqa: E402,F401
+
+
+_LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "DS_ACCELERATOR")
+
+
+@pytest.fixture(autouse=True)
+def _no_launcher_env_leaks():
+    """In-process training fills the launcher env (RANK, MASTER_PORT …) of this pytest process while
+    its process group keeps MASTER_PORT bound; a later test's subprocess inheriting it would fail with
+    EADDRINUSE. Each test starts and ends with the env it had before."""
+    saved = {k: os.environ.get(k) for k in _LAUNCHER_ENV}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
