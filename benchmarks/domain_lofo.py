@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1, help="fastText training threads (>1: not bit-reproducible)")
     ap.add_argument("--no-pseudo", action="store_true", help="leave out the pseudo-labelled pool negatives")
+    ap.add_argument("--licence", default="any", choices=("any", "permissive"),
+                    help="train only on sources a shipped model may use (filters/domain/licences.py); "
+                         "every family is still scored")
     ap.add_argument("--reuse", action="store_true", help="reuse models already in --workdir")
     ap.add_argument("--speed", default=None, metavar="MODEL",
                     help="only measure MODEL's classify throughput (samples per CPU-second, median of --repeats) "
@@ -60,11 +63,11 @@ def main() -> None:
         print(json.dumps(res, indent=2))
         return
     if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them
-        records += pseudo_negatives(list(iter_unlabelled(args.data)))
+        records += pseudo_negatives(list(iter_unlabelled(args.data, licence=args.licence)))
     systems = tuple(args.systems.split(","))
     res = run_lofo(records, Path(args.workdir), systems=systems, families=tuple(args.families.split(",")),
                    n_boot=args.boot, reuse=args.reuse, log=lambda s: print(s, flush=True),
-                   threads=args.threads)
+                   licence=args.licence, threads=args.threads)
     res["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": round(time.time() - t0)}
     md = markdown_table(res, systems)

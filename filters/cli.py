@@ -111,10 +111,14 @@ def train_default(
                                                   help="JSON of benchmarks/domain_lofo.py: use the threshold it chose "
                                                        "on the held-out families' dev splits"),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="use this threshold"),
+    licence: str = typer.Option("permissive", "--licence",
+                                help="permissive: only the sources that may be redistributed (the shipped model); "
+                                     "any: every labelled set, a research model for your own use - do not "
+                                     "redistribute it (needs its own --output)"),
 ) -> None:
     from .domain.recipe import train_default_model
 
-    _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold))
+    _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold, licence=licence))
 
 
 @app.command(help="Label a sample of your own pool with the configured OpenAI-compatible LLM (finance/law/business/"

@@ -100,16 +100,24 @@ def choose(items: list[dict], n: int, strategy: str, threshold: float, bands: li
     or the ``n`` closest to the threshold."""
     if strategy == "uncertainty":
         return sorted(items, key=lambda r: (abs(r["p_in"] - threshold), _h(r["id"], seed)))[:n]
-    strata: dict[tuple, list[dict]] = {}
+    strata: dict[int, dict[str, list[dict]]] = {}
     for r in items:
         band = sum(r["p_in"] >= b for b in bands)
-        strata.setdefault((band, r["source"]), []).append(r)
-    queues = [sorted(v, key=lambda r: _h(r["id"], seed)) for _, v in sorted(strata.items())]
+        strata.setdefault(band, {}).setdefault(r["source"], []).append(r)
+    for by_src in strata.values():
+        for src in by_src:
+            by_src[src].sort(key=lambda r: _h(r["id"], seed))
+    # round robin over the bands first (n smaller than bands x sources must still reach the high
+    # bands), inside a band the source taken least so far
+    taken: Counter = Counter()
     out: list[dict] = []
-    while len(out) < n and any(queues):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
+    while len(out) < n and any(q for by_src in strata.values() for q in by_src.values()):
+        for band in sorted(strata):
+            live = [src for src, q in strata[band].items() if q]
+            if live and len(out) < n:
+                src = min(live, key=lambda s: (taken[s], s))
+                taken[src] += 1
+                out.append(strata[band][src].pop(0))
     return out
 
 

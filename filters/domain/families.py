@@ -143,17 +143,24 @@ def in_valid(rid: str, fraction: float = 0.15) -> bool:
 # instructions are what the labelled sets lack most. Alpaca-zh and ShareGPT are also the pool whose
 # kept-set precision benchmarks/domain_pool_precision.py estimates: training on their
 # pseudo-labels is transductive self-training, and the docs say so.
-UNLABELLED_POOLS = ("alpaca_zh_carbonz0", "llamafactory_demo_sft", "sharegpt_zh_1k")
+UNLABELLED_POOLS = ("alpaca_zh_carbonz0", "llamafactory_demo_sft", "sharegpt_zh_1k", "longwriter_prompts")
 # formal expository prose that is not in-domain (an infectious-disease textbook): without it the only
 # formal prose in training is statutes and policy, and "formal register" would mean "in-domain"
 UNLABELLED_PROSE = (("mixed_lang_pretrain_text", "data/pretrain/fever.txt"),)
 
 
-def iter_unlabelled(data: str | Path, max_records: int = 30_000) -> Iterator[dict]:
-    """Chinese records of the unlabelled pools as ``{id, text, source}`` (text = ``domain_text``)."""
+def iter_unlabelled(data: str | Path, max_records: int = 30_000, licence: str = "any") -> Iterator[dict]:
+    """Chinese records of the unlabelled pools as ``{id, text, source}`` (text = ``domain_text``);
+    ``licence="permissive"``: only the pools ``licences.FOLDER_LICENCE`` allows in a shipped model."""
+    from .licences import FOLDER_LICENCE
+
     data = Path(data)
     n = 0
-    for name in UNLABELLED_POOLS:
+
+    def allowed(name: str) -> bool:
+        return licence == "any" or FOLDER_LICENCE[name][1] != "no"
+
+    for name in filter(allowed, UNLABELLED_POOLS):
         for r in _jsonl(data / name / "data.jsonl"):
             if n >= max_records:
                 return
@@ -168,6 +175,8 @@ def iter_unlabelled(data: str | Path, max_records: int = 30_000) -> Iterator[dic
                 n += 1
                 yield {"id": r["id"], "text": text, "source": name}
     for name, src in UNLABELLED_PROSE:
+        if not allowed(name):
+            continue
         for r in _jsonl(data / name / "data.jsonl"):
             if r.get("source") == src and r.get("lang") == "zh" and len(r.get("text", "")) >= 40:
                 yield {"id": r["id"], "text": r["text"], "source": f"{name}:{Path(src).stem}"}

@@ -168,26 +168,30 @@ def _f1_at(p_in, gold, t: float) -> float:
 
 def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw1", "kw2", "fasttext", "ours"),
              families: tuple[str, ...] = FAMILIES, n_boot: int = 1000, log: Callable[[str], None] = print,
-             reuse: bool = False, **params: Any) -> dict[str, Any]:
+             reuse: bool = False, licence: str = "any", **params: Any) -> dict[str, Any]:
     """The leave-one-family-out table: ``{family: {system: metrics}}`` plus a per-source breakdown.
 
     Each held-out family is split by id hash: 15 % *dev*, 85 % *test* (reported). A trained system's
     decision threshold is one number per system, chosen to maximise the mean dev F1 over the held-out
     families (``threshold_rule: lofo_dev``) — the threshold that carries to a family the model never
     saw, chosen without looking at any test split; the in-distribution threshold each model got from
-    its own validation records is reported beside it (``f1_at_valid_threshold``).
+    its own validation records is reported beside it (``f1_at_valid_threshold``). ``licence``
+    (``licences.select``) restricts what the trained systems learn from; every family is still
+    held out and scored.
     """
+    from .licences import select
+
     from .baselines import keyword_classifier
     from .model import DomainModel
 
     workdir.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"families": {}, "sizes": {}, "thresholds": {}}
+    result: dict[str, Any] = {"families": {}, "sizes": {}, "thresholds": {}, "licence": licence}
     scored: dict[str, dict[str, Any]] = {}
     for fam in families:
         held = [r for r in records if r["family"] == fam]
         test = [r for r in held if not in_valid(r["id"])]
         dev = [r for r in held if in_valid(r["id"])]
-        rest = [r for r in records if r["family"] != fam]
+        rest = select([r for r in records if r["family"] != fam], licence)
         train_recs = [r for r in rest if not in_valid(r["id"])]
         valid_recs = [r for r in rest if in_valid(r["id"])]
         result["sizes"][fam] = {"test": len(test), "test_in": sum(r["label"] in IN_LABELS for r in test),

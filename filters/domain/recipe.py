@@ -11,6 +11,11 @@ demo, ShareGPT: records without a single domain keyword → ``other``). Recipe `
 first 128 Chinese characters/letters (dim 16, 60 k buckets, 25 epochs, lr 0.5), single-threaded and
 seeded (reproducible on one machine). 15 % of the family records (id hash) are validation only.
 
+Licence (``licences.py``): ``licence="permissive"`` (the default, the shipped model) keeps only the
+folders the data README lists as committable — no news titles, abstracts, app descriptions,
+Alpaca-zh or LLaMA-Factory pseudo-negatives; ``"any"`` is the research model described above, for
+the user's own use, never written over the shipped path.
+
 Threshold: by default the mean per-family validation F1 (in-distribution); ``threshold_from`` takes
 the threshold that ``benchmarks/domain_lofo.py`` chose for the recipe on the held-out families'
 dev splits (the value that carries to unseen families), and the sidecar says which rule was used.
@@ -28,20 +33,34 @@ from .model import SHIPPED_MODEL, sidecar_path
 DEFAULT_PARAMS: dict[str, Any] = dict(features="char", max_chars=128, dim=16, epoch=25, lr=0.5, word_ngrams=2,
                                       bucket=60_000, min_count=2, quantize=False, balance=False, threads=1, seed=0)
 TRAINSET_PARAMS: dict[str, Any] = dict(max_law=3000, law_chunks_per_doc=2)
-LICENCE_NOTE = ("trained on every labelled set in ../shared/data, including THUCNews and FewCLUE (no licence "
-                "stated) and pseudo-labels of Alpaca-zh (CC-BY-NC upstream): the weights are a statistical "
-                "model, not the texts, but check these terms before redistributing the model")
+LICENCE_NOTES = {
+    "permissive": ("trained only on ../shared/data folders its README lists as committable (statutes and State "
+                   "Council documents outside copyright, Apache-2.0, ODC-By; LawBench/DISC eval sets capped to "
+                   "samples): see data.sources and filters/domain/licences.py"),
+    "any": ("RESEARCH MODEL, DO NOT REDISTRIBUTE: trained on every labelled set in ../shared/data, including "
+            "THUCNews and FewCLUE (no licence stated) and pseudo-labels of Alpaca-zh / LLaMA-Factory demo "
+            "(CC-BY-NC upstream) and a copyrighted textbook"),
+}
 
 
 def train_default_model(data: str | Path, output: str | Path | None = None, threshold_from: str | Path | None = None,
-                        threshold: float | None = None, recipe: str = "ours", **overrides: Any) -> dict[str, Any]:
+                        threshold: float | None = None, recipe: str = "ours", licence: str = "permissive",
+                        **overrides: Any) -> dict[str, Any]:
     from corpora_manifests.errors import UserError
 
     from .families import in_valid, iter_family_records, iter_unlabelled, pseudo_negatives
+    from .licences import LICENCE_CHOICES, select, sources_summary
     from .lofo import IN_LABELS, bootstrap_prf, fit
 
+    if licence not in LICENCE_CHOICES:
+        raise UserError(f"--licence must be one of {', '.join(LICENCE_CHOICES)}, not {licence!r}")
     output = Path(output) if output else SHIPPED_MODEL
-    records = list(iter_family_records(data)) + pseudo_negatives(list(iter_unlabelled(data)))
+    if licence != "permissive" and output.resolve() == SHIPPED_MODEL.resolve():
+        # the committed model is redistributed with the project: it may hold only committable sources
+        raise UserError("--licence any builds a research model that must not be redistributed: "
+                        "give it its own --output, not the shipped filters/models/domain_zh.bin")
+    records = select(list(iter_family_records(data)) + pseudo_negatives(list(iter_unlabelled(data, licence=licence))),
+                     licence)
     train_recs = [r for r in records if not in_valid(r["id"])]
     valid_recs = [r for r in records if in_valid(r["id"]) and r["family"] != "pool_pseudo"]
     model = fit(recipe, train_recs, valid_recs, output, **overrides)
@@ -51,7 +70,11 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         p = Path(threshold_from)
         if not p.exists():
             raise UserError(f"--threshold-from: {p} not found (run benchmarks/domain_lofo.py --json {p})")
-        t = json.loads(p.read_text(encoding="utf-8")).get("thresholds", {}).get(recipe)
+        lofo = json.loads(p.read_text(encoding="utf-8"))
+        if lofo.get("licence", "any") != licence:  # a threshold tuned for models trained on other data
+            raise UserError(f"{p} was run with --licence {lofo.get('licence', 'any')}, not {licence}: "
+                            f"run benchmarks/domain_lofo.py --licence {licence} --json {p}")
+        t = lofo.get("thresholds", {}).get(recipe)
         if not t:
             raise UserError(f"{p} has no threshold for recipe {recipe!r}")
         threshold, rule = float(t["threshold"]), f"leave-one-family-out dev splits ({p.name}: mean dev F1 {t['mean_dev_f1']})"
@@ -69,8 +92,9 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
                          [p.is_in for r, p in zip(valid_recs, preds) if r["family"] == f], 0) for f in fams}
     side["data"] = {"recipe": recipe, "records": dict(Counter(r["family"] for r in records)),
                     "pseudo_negatives": sum(r["family"] == "pool_pseudo" for r in records),
-                    "licence_note": LICENCE_NOTE}
+                    "licence": licence, "sources": sources_summary(records),
+                    "licence_note": LICENCE_NOTES[licence]}
     sidecar_path(output).write_text(json.dumps(side, ensure_ascii=False, indent=2), encoding="utf-8")
-    return {"model": str(output), "bytes": side["model_bytes"], "threshold": side["threshold"],
+    return {"model": str(output), "licence": licence, "bytes": side["model_bytes"], "threshold": side["threshold"],
             "threshold_rule": rule, "records": side["data"]["records"],
             "valid_by_family_f1": {f: m["f1"] for f, m in side["valid"]["by_family"].items()}}

@@ -49,7 +49,8 @@ def test_choose_stratifies_and_ranks_by_uncertainty():
     items = [{"id": f"{s}{i}", "source": s, "p_in": i / 20} for s in "ab" for i in range(20)]
     strat = choose(items, 10, "stratified", 0.5, [0.1, 0.3, 0.5, 0.7, 0.9])
     assert {r["source"] for r in strat} == {"a", "b"}
-    assert len({sum(r["p_in"] >= b for b in (0.1, 0.3, 0.5, 0.7, 0.9)) for r in strat}) == 5  # every band
+    # every band, the top one included (10 picks < 6 bands x 2 sources: bands come first)
+    assert len({sum(r["p_in"] >= b for b in (0.1, 0.3, 0.5, 0.7, 0.9)) for r in strat}) == 6
     unc = choose(items, 4, "uncertainty", 0.5, [])
     ps = sorted(r["p_in"] for r in unc)
     assert ps.count(0.5) == 2 and all(abs(p - 0.5) <= 0.05 + 1e-9 for p in ps)

@@ -34,7 +34,8 @@ def test_legacy_heldout_is_disjoint_from_training(shared_data, tmp_path):
 @pytest.mark.large_data
 def test_families_and_shipped_model_on_their_validation_records(shared_data):
     """Every source family is present with its labels; the shipped model, scored now on the 15 %
-    validation records it was never trained on, keeps every family's F1 up."""
+    validation records it was never trained on, keeps every family's F1 up. The families it may not
+    be trained on (licence, ``filters/domain/licences.py``) are wholly unseen: a lower bar."""
     from collections import Counter
 
     from filters.domain.families import FAMILIES, in_valid, iter_family_records
@@ -48,8 +49,12 @@ def test_families_and_shipped_model_on_their_validation_records(shared_data):
             assert by[(fam, False)] > 100, fam
     valid = [r for r in recs if in_valid(r["id"])]
     assert 0.12 < len(valid) / len(recs) < 0.18
+    from filters.domain.licences import select
+
+    seen = {r["family"] for r in select(recs, "permissive")}
+    assert seen == {"exam", "instructions", "statutes_policy"}
     preds = DomainModel().predict([r["text"] for r in valid])
     for fam in FAMILIES:
         g = [r["label"] in IN_LABELS for r in valid if r["family"] == fam]
         p = [x.is_in for r, x in zip(valid, preds) if r["family"] == fam]
-        assert bootstrap_prf(g, p, 0)["f1"] >= 0.7, fam
+        assert bootstrap_prf(g, p, 0)["f1"] >= (0.7 if fam in seen else 0.35), fam
