@@ -42,6 +42,12 @@ def _no_launcher_env_leaks():
     EADDRINUSE. Each test starts and ends with the env it had before."""
     saved = {k: os.environ.get(k) for k in _LAUNCHER_ENV}
     yield
+    # An in-process ZeRO-3 run leaves transformers' global DeepSpeed config set: a later
+    # from_pretrained in this process would then partition (empty) the weights it loads.
+    import sys
+
+    if "transformers.integrations.deepspeed" in sys.modules:
+        sys.modules["transformers.integrations.deepspeed"].unset_hf_deepspeed_config()
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
