@@ -82,16 +82,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _finish(con, out, was_done: bool = False) -> None:
-    """Summary table of a finished output (or the submission of a Slurm run); exit 1 if it kept nothing."""
-    from soaes.console import manifest_rows, require_kept
+    from soaes.console import finish_run
 
-    if not (Path(out) / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
-        from corpora_manifests.executor import describe_submission
-
-        con.summary([("submitted", describe_submission(Path(out)) or f"{out}: not finished")])
-        return
-    rows = manifest_rows(out)
-    if was_done:
-        rows.insert(0, ("status", "already complete (manifest.json exists): nothing to do"))
-    con.summary(rows)
-    require_kept(out, "documents")
+    finish_run(con, out, "documents", was_done=was_done)

@@ -184,7 +184,7 @@ def run(
     verbose: VerboseOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    from soaes.console import RunConsole, manifest_rows, require_kept
+    from soaes.console import RunConsole, finish_run
     from soaes.options import call_with_force, command_line, load_cli_config
 
     from .config import FiltersConfig
@@ -194,13 +194,9 @@ def run(
     with RunConsole("filters", cfg.output, quiet=quiet, verbose=verbose) as con:
         out = call_with_force(run_filters, cfg, config_text=text, command=command_line(), force=force,
                               command_name="filters run")
-    if not (out / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
-        from corpora_manifests.executor import describe_submission
-
-        con.summary([("submitted", describe_submission(out) or f"{out}: not finished")])
-        return
+    if not (out / "manifest.json").exists():
+        return finish_run(con, out, "samples")
     from corpora_manifests.models import load_manifest
 
     st = load_manifest(out).stats
-    con.summary([*manifest_rows(out), ("read", f"{st.get('records_read', 0):,} samples, kept {st.get('records_kept', 0):,}")])
-    require_kept(out, "samples")
+    finish_run(con, out, "samples", [("read", f"{st.get('records_read', 0):,} samples, kept {st.get('records_kept', 0):,}")])

@@ -315,3 +315,17 @@ def require_kept(out: str | Path, what: str = "records") -> None:
     why = ", ".join(f"{k}={v:,}" for k, v in sorted(drops.items(), key=lambda kv: -kv[1])) if drops else \
         "no input records were read"
     raise RunFailure(f"{out}: the run kept 0 {what} ({why})")
+
+
+def finish_run(con, out, noun: str, extra_rows=(), was_done: bool = False) -> None:
+    """Summary table of a finished output (or the submission of a Slurm run); exit 1 if it kept nothing."""
+    if not (Path(out) / "manifest.json").exists():  # submitted to Slurm: the last job writes the manifest
+        from corpora_manifests.executor import describe_submission
+
+        con.summary([("submitted", describe_submission(Path(out)) or f"{out}: not finished")])
+        return
+    rows = [*manifest_rows(out), *extra_rows]
+    if was_done:
+        rows.insert(0, ("status", "already complete (manifest.json exists): nothing to do"))
+    con.summary(rows)
+    require_kept(out, noun)
