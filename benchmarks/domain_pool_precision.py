@@ -11,6 +11,9 @@ and the domain classifier exactly as ``DomainFilter`` reads a sample (``filters.
 into ``benchmarks/domain_pool/labels.jsonl`` (the texts stay in the git-ignored ``sample.jsonl``;
 ``sample_ids.jsonl`` is committed) ({id, label: in|out, note}) following
 ``benchmarks/domain_pool/RULE.md`` (written before labelling).
+``--lexicon-min-hits`` (default 1, as ``DomainFilter``) applies cascade stage 2
+(``filters/domain/lexicon.py``); ``--out DIR`` chooses the sample directory; ``--exclude-labelled
+LABELS.jsonl`` keeps records labelled before (validation) out of a new sample.
 ``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
 intervals, and the implied recall on the pool.
 """
@@ -53,6 +56,13 @@ def sample(args) -> None:
     from filters.langid import LanguageIdentifier
     from filters.text import domain_text
 
+    from filters.domain.lexicon import lexicon_gate, request_text
+
+    out_dir = Path(args.out)
+    # records labelled earlier (validation: the cascade's rule was chosen on them) are never re-drawn
+    exclude = set()
+    for f in args.exclude_labelled or []:
+        exclude |= {json.loads(l)["id"] for l in Path(f).open(encoding="utf-8")}
     model = DomainModel(args.model, args.threshold)
     cache = Path(args.lang_cache) if args.lang_cache else None
     zh = set(json.loads(cache.read_text())) if cache and cache.exists() else None
@@ -69,33 +79,41 @@ def sample(args) -> None:
     if cache and zh is None:  # language ID does not depend on the domain model: computed once
         cache.write_text(json.dumps(sorted(f"{n}/{s.id}" for n, s, _ in recs)))
     preds = model.predict([t for _, _, t in recs])
-    kept = [(r, p) for r, p in zip(recs, preds) if p.is_in]
-    dropped = [(r, p) for r, p in zip(recs, preds) if not p.is_in]
-    counts.update(chinese=len(recs), kept=len(kept), dropped=len(dropped))
+    # exactly DomainFilter's decision: the classifier, then (if on) the lexicon stage on the request
+    keep = [p.is_in and (args.lexicon_min_hits == 0 or lexicon_gate(request_text(s.messages), args.lexicon_min_hits) is None)
+            for (_, s, _), p in zip(recs, preds)]
+    kept = [(r, p) for r, p, k in zip(recs, preds, keep) if k]
+    dropped = [(r, p) for r, p, k in zip(recs, preds, keep) if not k]
+    counts.update(chinese=len(recs), kept=len(kept), dropped=len(dropped), classifier_kept=sum(p.is_in for p in preds))
+    kept_s = [(r, p) for r, p in kept if r[1].id not in exclude]
+    dropped_s = [(r, p) for r, p in dropped if r[1].id not in exclude]
+    counts.update(excluded_labelled_kept=len(kept) - len(kept_s), excluded_labelled_dropped=len(dropped) - len(dropped_s))
     rng = random.Random(12)
     rows = []
-    for which, items in (("kept", kept), ("dropped", dropped)):
+    for which, items in (("kept", kept_s), ("dropped", dropped_s)):
         for (name, s, text), p in rng.sample(items, min(args.n, len(items))):
             user = next((m["content"] for m in s.messages if m["role"] == "user"), "")
             ans = next((m["content"] for m in s.messages if m["role"] == "assistant"), "")
             rows.append({"id": s.id, "source": name, "set": which, "p_in": round(p.p_in, 4), "domain": p.domain,
                          "question": user[:400], "answer": ans[:200]})
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     # sample.jsonl holds the texts (for labelling; git-ignored: Alpaca-zh may not be committed);
     # sample_ids.jsonl, committed, holds what scoring needs
-    with (OUT / "sample.jsonl").open("w", encoding="utf-8") as f:
+    with (out_dir / "sample.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    with (OUT / "sample_ids.jsonl").open("w", encoding="utf-8") as f:
+    with (out_dir / "sample_ids.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps({k: r[k] for k in ("id", "source", "set", "p_in", "domain")}, ensure_ascii=False) + "\n")
     info = {"model": str(model.path), "model_sha256": model.info.get("model_sha256"), "threshold": model.threshold,
-            "counts": dict(counts), "seed": 12, "n_per_set": args.n}
-    (OUT / "sample_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+            "counts": dict(counts), "seed": 12, "n_per_set": args.n, "lexicon_min_hits": args.lexicon_min_hits,
+            "excluded_labelled": args.exclude_labelled or []}
+    (out_dir / "sample_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(info, ensure_ascii=False, indent=2))
 
 
 def score(args) -> None:
+    OUT = Path(args.out)
     rows = {r["id"]: r for r in map(json.loads, (OUT / "sample_ids.jsonl").open(encoding="utf-8"))}
     labels = {r["id"]: r["label"] for r in map(json.loads, (OUT / "labels.jsonl").open(encoding="utf-8"))}
     missing = [i for i in rows if i not in labels]
@@ -135,7 +153,11 @@ def main() -> None:
     s.add_argument("--n", type=int, default=200)
     s.add_argument("--threshold", type=float, default=None, help="override the model's threshold")
     s.add_argument("--lang-cache", default=None, help="JSON list of the Chinese records' ids (written if missing)")
-    sub.add_parser("score")
+    s.add_argument("--lexicon-min-hits", type=int, default=1, help="cascade stage 2 as in DomainFilter (0 = classifier only)")
+    s.add_argument("--exclude-labelled", action="append", help="labels.jsonl whose ids are never drawn (validation)")
+    s.add_argument("--out", default=str(OUT), help="sample directory")
+    sc = sub.add_parser("score")
+    sc.add_argument("--out", default=str(OUT), help="sample directory")
     args = ap.parse_args()
     {"sample": sample, "score": score}[args.cmd](args)
 

@@ -36,6 +36,9 @@ class DomainConfig(_C):
     threshold: float | None = Field(None, ge=0, le=1, description="override the calibrated P(in) threshold")
     keep_domains: list[str] = Field(default_factory=lambda: list(IN_DOMAIN_LABELS))
     batch_size: int = Field(512, ge=1)
+    # second stage of the cascade (filters/domain/lexicon.py): a classifier-kept record must name a
+    # domain concept in its request and not be a general language task; 0 turns the stage off
+    lexicon_min_hits: int = Field(1, ge=0, description="topic-lexicon hits required in the request (0 = off)")
 
     @field_validator("keep_domains")
     @classmethod

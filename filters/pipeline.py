@@ -29,7 +29,8 @@ def build_pipeline(cfg: FiltersConfig, out: Path) -> list:
     if cfg.domain.enabled:
         steps.append(DomainFilter(cfg.domain.model, cfg.domain.threshold, cfg.domain.keep_domains,
                                   cfg.categories.keep, cfg.categories.exclude, cfg.categories.keep_min_score,
-                                  batch_size=cfg.domain.batch_size, exclusion_writer=RejectsSink(out, "domain")))
+                                  batch_size=cfg.domain.batch_size, lexicon_min_hits=cfg.domain.lexicon_min_hits,
+                                  exclusion_writer=RejectsSink(out, "domain")))
     if cfg.seed.enabled:
         from .seed import ScoreThresholdFilter, SeedSimilarityScorer
 

@@ -171,9 +171,10 @@ class DomainFilter(BaseFilter):
     def __init__(self, model: str | None = None, threshold: float | None = None,
                  keep_domains: list[str] | None = None, keep_categories: list[str] | None = None,
                  exclude_categories: list[str] | None = None, keep_min_score: float = 0.0,
-                 batch_size: int = 512, exclusion_writer=None):
+                 batch_size: int = 512, lexicon_min_hits: int = 1, exclusion_writer=None):
         super().__init__(exclusion_writer, batch_size=batch_size)
         self.model_path, self.threshold = model, threshold
+        self.lexicon_min_hits = lexicon_min_hits
         self.keep_domains = set(keep_domains) if keep_domains else None
         self.cat_args = (keep_categories or [], exclude_categories or [], keep_min_score)
         self._model = None
@@ -193,6 +194,7 @@ class DomainFilter(BaseFilter):
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         self._load()
         m = self._model
+        from .domain.lexicon import lexicon_gate, request_text
         from .text import domain_text
 
         # the question decides (answers only when the question is too short to show a topic)
@@ -201,12 +203,20 @@ class DomainFilter(BaseFilter):
         out = []
         for doc, dom, p_in, is_in in zip(batch, domains, p_ins.tolist(), is_ins.tolist()):
             clf_in = is_in and (self.keep_domains is None or dom in self.keep_domains or dom == "in")
+            gate = None
+            if clf_in and self.lexicon_min_hits > 0 and doc.metadata.get("messages"):
+                # cascade stage 2: the request must name a domain concept and not be a general task
+                gate = lexicon_gate(request_text(doc.metadata["messages"]), self.lexicon_min_hits)
+                clf_in = gate is None
             dec = self._rule.decide(doc.metadata.get("domain.source_categories") or [], p_in, clf_in)
             doc.metadata.update({"domain.label": dom, "domain.p_in": round(p_in, 4),
                                  "domain.decided_by": dec.decided_by})
             if dec.matched:
                 doc.metadata["domain.category_matched"] = dec.matched
-            if is_in and not clf_in and dec.decided_by == "classifier":
+            if gate and dec.decided_by == "classifier":
+                dec.reason = gate
+                doc.metadata["domain.gate"] = gate
+            elif is_in and not clf_in and dec.decided_by == "classifier":
                 dec.reason = "domain_not_selected"  # in-domain, but not one of keep_domains
             self.stat_update(f"domain_{doc.metadata['domain.label']}")
             out.append(True if dec.keep else (False, dec.reason))
