@@ -12,8 +12,10 @@ REQUESTS = {
     "用三个词形容天空": "domain_no_topic_term",
     "将此分数转换为百分比": "domain_no_topic_term",
     "给出制作冰沙的三个步骤": "domain_no_topic_term",
-    # a domain text used as material for a language task
-    "对语句进行情绪分析并输出情绪分数。\n政府在应对这一流行病方面做得非常好。": "domain_general_task",
+    # a domain word only in the attached input is material, not topic
+    "对语句进行情绪分析并输出情绪分数。\n政府在应对这一流行病方面做得非常好。": "domain_no_topic_term",
+    # a language task on a domain text
+    "把这句关于股票市场的话改写得更简洁。\n股市一直在稳步下跌。": "domain_general_task",
     "为一家公司想一个朗朗上口的口号。\n公司：互联网安全服务": "domain_general_task",
 }
 
@@ -26,8 +28,9 @@ def _doc(i: int, question: str) -> Document:
 def test_gate_reads_the_request_and_names_the_reason():
     for q, want in REQUESTS.items():
         assert lexicon_gate(q) == want, q
-    # the task marker counts only in the instruction line: a domain request quoting a sentence passes
-    assert not is_general_task("解释为何公司税率降至 17%\n背景：政府改革")
+    # both count only in the instruction line: a domain request quoting any input passes
+    assert not is_general_task("解释为何公司税率降至 17%\n背景：把这句话改写一下")
+    assert lexicon_gate("解释为何公司税率降至 17%\n背景：把这句话改写一下") is None
     assert topic_hits("股票市场的哪个板块包含提供基本服务的公司？") >= 2
     assert request_text([{"role": "system", "content": "税"}, {"role": "user", "content": "天空"},
                          {"role": "user", "content": "税"}]) == "天空"
