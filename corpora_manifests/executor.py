@@ -7,12 +7,14 @@ Config (YAML key ``executor``)::
       workers: 2             # tasks run at once (-1 = all)
       tasks: 16              # ranks of the per-document stages (default: workers)
       slurm: {partition: cpu, time: "24:00:00", cpus_per_task: 1, mem_per_cpu_gb: 2, ...}
-      ray: {address: null, cpus_per_task: 1, mem_per_cpu_gb: 1}
+      ray: {address: null, cpus_per_task: 1, mem_per_cpu_gb: 1, time: 3600, retries: 2}
 
 A run is a list of ``Stage``s (each a datatrove pipeline with its own task count) plus a ``finalize``
 callable that merges the ranks into ``manifest.json``. ``run_stages`` runs them:
 
-- local / ray: stage after stage, blocking; a stage with an unfinished task raises; then finalize;
+- local / ray: stage after stage, blocking; a stage with an unfinished task raises; then finalize.
+  On Ray a task running longer than ``ray.time`` seconds is killed, and a stage's unfinished tasks
+  are run again (``ray.retries`` times) before the stage fails;
 - slurm: every stage is submitted as a job array depending (``afterok``) on the previous one, and
   finalize as a last job (``python -m corpora_manifests.executor finalize PIK``) depending on the
   last stage; the call returns after submission with the job ids (``Submission``). Re-running the
@@ -65,6 +67,9 @@ class RayOptions(_Strict):
     cpus_per_task: float = Field(1, gt=0)
     mem_per_cpu_gb: float = Field(1, gt=0)
     tasks_per_job: int = Field(1, ge=1)
+    time: int | None = Field(None, gt=0, description="seconds a task may run before it is killed and resubmitted "
+                             "(a stuck task otherwise holds the run forever); None = no limit")
+    retries: int = Field(2, ge=0, description="times a stage is run again for the tasks that did not complete")
 
 
 class ExecutorConfig(_Strict):
@@ -193,7 +198,7 @@ def build_executor(cfg: ExecutorConfig, pipeline: list, logging_dir: str | Path,
         r = cfg.ray
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=logging_dir, depends=depends,
                                    cpus_per_task=r.cpus_per_task, mem_per_cpu_gb=r.mem_per_cpu_gb,
-                                   tasks_per_job=r.tasks_per_job)
+                                   tasks_per_job=r.tasks_per_job, time=r.time)
     s = cfg.slurm
     return _slurm_executor_class()(
         pipeline, tasks=tasks, workers=-1 if cfg.workers == -1 else workers, time=s.time, partition=s.partition,
@@ -230,6 +235,35 @@ def _ensure_ray(opts: RayOptions) -> bool:
     return True
 
 
+def _run_stage(st: Stage, cfg: ExecutorConfig, logdir: Path) -> None:
+    """One stage to completion. On Ray, tasks left incomplete (a node lost, a task killed at
+    ``ray.time``) are run again up to ``ray.retries`` times; datatrove's completion markers make a
+    re-run pick only those ranks. The re-run also covers datatrove's own time-limit path, which kills
+    the stuck task and then fails on its bookkeeping (KeyError on the killed task's ref)."""
+    attempts = 1 + (cfg.ray.retries if cfg.kind == "ray" else 0)
+    error: BaseException | None = None
+    for attempt in range(attempts):
+        ex = build_executor(cfg, st.pipeline, logdir, tasks=st.tasks, name=st.name)
+        try:
+            ex.run()
+            error = None
+        except Exception as e:  # noqa: BLE001 - a cluster-side failure; the markers say what is left
+            if cfg.kind != "ray":
+                raise
+            error = e
+        incomplete = ex.get_incomplete_ranks(range(st.tasks))
+        if not incomplete:
+            return
+        if attempt + 1 < attempts:
+            from loguru import logger  # datatrove's logger: lands in the run's log file
+
+            logger.warning(f"stage {st.name!r}: tasks {incomplete[:10]} did not complete"
+                           f"{f' ({type(error).__name__})' if error else ''}; running them again")
+    raise RuntimeError(f"stage {st.name!r}: tasks {incomplete[:10]} did not complete after {attempts} attempt(s)"
+                       f"{f' (last error: {type(error).__name__}: {error})' if error else ''}; see {logdir}/logs; "
+                       "run again to resume")
+
+
 def run_stages(stages: list[Stage], cfg: ExecutorConfig, out: str | Path, logs_root: str | Path,
                finalize: Callable[[], Any] | None = None) -> Submission | None:
     """Run ``stages`` then ``finalize()`` (see module doc). Returns a ``Submission`` for Slurm, else None."""
@@ -239,13 +273,7 @@ def run_stages(stages: list[Stage], cfg: ExecutorConfig, out: str | Path, logs_r
     connected = _ensure_ray(cfg.ray) if cfg.kind == "ray" else False
     try:
         for st in stages:
-            logdir = logs_root / st.name
-            ex = build_executor(cfg, st.pipeline, logdir, tasks=st.tasks, name=st.name)
-            ex.run()
-            incomplete = ex.get_incomplete_ranks(range(st.tasks))
-            if incomplete:
-                raise RuntimeError(f"stage {st.name!r}: tasks {incomplete[:10]} did not complete; see {logdir}/logs; "
-                                   "run again to resume")
+            _run_stage(st, cfg, logs_root / st.name)
     finally:
         if connected:
             import ray
