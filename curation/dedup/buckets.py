@@ -1,16 +1,23 @@
 """Stage 2 (one task per band x hash-range partition): LSH buckets → verified duplicate edges.
 
 Task t handles band ``t // partitions`` (the last "band" is the exact hash) and the
-``t % partitions``-th slice of the 64-bit hash range. Each rank's band file is sorted by hash, so a
-task memory-maps it and reads only its slice: memory is (documents / partitions) x 12 bytes.
+``t % partitions``-th slice of the 64-bit hash range. Each rank's band file is sorted by hash, so the
+task merges the ranks' files window by window: it cuts its hash range into equal-width windows of
+about ``bucket_window`` records, and for each reads only that window of every rank's file
+(binary search) — a streaming k-way merge in batches, as datatrove's MinHash buckets stage merges
+its sorted signature files. Equal hashes never straddle a window, so every bucket is whole in one
+window, and memory is one window (plus the largest bucket), whatever the input size.
 Candidate pairs from MinHash bands are verified: the Jaccard estimated from the full signatures
-(memory-mapped rows of the two documents) decides when it is clearly above or below the threshold;
-in between, the exact Jaccard of the two stored n-gram sets decides (verify=exact, the default).
-Exact-hash buckets need no verification.
+decides when it is clearly above or below the threshold; in between, the exact Jaccard of the two
+stored n-gram sets decides (verify=exact, the default). Exact-hash buckets need no verification.
+Signature rows and n-gram sets are read with ``pread``, not memory maps: every page a map touches
+counts as the process's RSS until it is unmapped, and verification touches pages all over the
+corpus-sized signature and n-gram files (that made this stage's peak RSS grow with the input).
 """
 from __future__ import annotations
 
 import itertools
+import os
 
 from datatrove.pipeline.base import PipelineStep
 
@@ -45,29 +52,49 @@ class DedupBuckets(PipelineStep):
         self.layout = Layout(output_dir)
         self.config = DedupConfig.model_validate(config or {})
 
-    def _slice(self, rank_files, part: int):
+    def _windows(self, rank_files, part: int):
+        """Yield (hash, rank, idx) of each window of this task's hash range, sorted by (hash, rank, idx)."""
         import numpy as np
 
         parts = self.config.bucket_partitions
         lo_h = (part << 64) // parts
         hi_h = ((part + 1) << 64) // parts
-        hs, rs, js = [], [], []
-        for r, path in rank_files:
-            a = np.load(path, mmap_mode="r")
-            if len(a) == 0:
+
+        def pos(h, value: int) -> int:  # first index with hash >= value (value may be 2**64)
+            return len(h) if value >= 1 << 64 else int(np.searchsorted(h, np.uint64(value), side="left"))
+
+        def span(lo_v: int, hi_v: int):
+            for r, path in rank_files:
+                a = np.load(path, mmap_mode="r")
+                if len(a):
+                    h = a["h"]
+                    lo, hi = pos(h, lo_v), pos(h, hi_v)
+                    if hi > lo:
+                        yield r, np.array(a[lo:hi])
+                del a  # drop the map: the pages it touched leave the RSS
+
+        total = sum(self._count(path, lo_h, hi_h, pos) for _, path in rank_files)
+        n_win = max(1, -(-total // self.config.bucket_window))
+        for w in range(n_win):
+            w_lo = lo_h + (hi_h - lo_h) * w // n_win
+            w_hi = lo_h + (hi_h - lo_h) * (w + 1) // n_win
+            hs, rs, js = [], [], []
+            for r, chunk in span(w_lo, w_hi):
+                hs.append(chunk["h"])
+                js.append(chunk["i"])
+                rs.append(np.full(len(chunk), r, dtype=np.uint32))
+            if not hs:
                 continue
-            h = a["h"]
-            lo = 0 if part == 0 else int(np.searchsorted(h, np.uint64(lo_h), side="left"))
-            hi = len(a) if part == parts - 1 else int(np.searchsorted(h, np.uint64(hi_h), side="left"))
-            chunk = np.array(a[lo:hi])
-            hs.append(chunk["h"])
-            js.append(chunk["i"])
-            rs.append(np.full(len(chunk), r, dtype=np.uint32))
-        if not hs:
-            return None
-        h, r, j = np.concatenate(hs), np.concatenate(rs), np.concatenate(js)
-        order = np.lexsort((j, r, h))
-        return h[order], r[order], j[order]
+            h, r, j = np.concatenate(hs), np.concatenate(rs), np.concatenate(js)
+            order = np.lexsort((j, r, h))
+            yield h[order], r[order], j[order]
+
+    @staticmethod
+    def _count(path, lo_v: int, hi_v: int, pos) -> int:
+        import numpy as np
+
+        a = np.load(path, mmap_mode="r")
+        return pos(a["h"], hi_v) - pos(a["h"], lo_v) if len(a) else 0
 
     def _candidates(self, h):
         """Index pairs (a, b) inside equal-hash runs: a star to the run's first member, plus the chain
@@ -98,25 +125,14 @@ class DedupBuckets(PipelineStep):
                 b.append(e[:, 1])
         return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64)
 
-    def _verify(self, ra, ia, rb, ib):
+    def _verify(self, ra, ia, rb, ib, readers: "_Readers"):
         import numpy as np
 
-        sig_cache = {}
-
-        def rows(r_arr, i_arr):
-            out = np.empty((len(r_arr), self.config.num_perm), dtype=np.uint32)
-            for r in np.unique(r_arr):
-                if r not in sig_cache:
-                    sig_cache[r] = np.load(self.layout.sigs(int(r)), mmap_mode="r")
-                m = r_arr == r
-                out[m] = sig_cache[r][i_arr[m]]
-            return out
-
         est = np.empty(len(ra), dtype=np.float64)
-        step = 1 << 16
+        step = 1 << 14
         for s in range(0, len(ra), step):
-            sa = rows(ra[s:s + step], ia[s:s + step])
-            sb = rows(rb[s:s + step], ib[s:s + step])
+            sa = readers.sig_rows(ra[s:s + step], ia[s:s + step])
+            sb = readers.sig_rows(rb[s:s + step], ib[s:s + step])
             est[s:s + step] = (sa == sb).mean(axis=1)
         cfg = self.config
         if cfg.verify == "estimate":
@@ -125,23 +141,11 @@ class DedupBuckets(PipelineStep):
         keep = est >= cfg.threshold + above
         unsure = np.flatnonzero((est > cfg.threshold - below) & ~keep)
         self.stat_update("exact_checks", value=len(unsure))
-        grams, offs = {}, {}
         for k in unsure:
-            a = self._grams(int(ra[k]), int(ia[k]), grams, offs)
-            b = self._grams(int(rb[k]), int(ib[k]), grams, offs)
+            a = readers.grams(int(ra[k]), int(ia[k]))
+            b = readers.grams(int(rb[k]), int(ib[k]))
             keep[k] = jaccard_sorted(a, b) >= cfg.threshold
         return keep
-
-    def _grams(self, rank: int, idx: int, grams: dict, offs: dict):
-        import numpy as np
-
-        if rank not in grams:
-            path = self.layout.grams(rank)
-            grams[rank] = (np.memmap(path, dtype="<u4", mode="r") if path.stat().st_size
-                           else np.empty(0, dtype=np.uint32))
-            offs[rank] = np.load(self.layout.gram_offsets(rank))
-        o = offs[rank]
-        return np.asarray(grams[rank][o[idx]:o[idx + 1]])
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         import numpy as np
@@ -154,20 +158,94 @@ class DedupBuckets(PipelineStep):
         band = EXACT_BAND if band_idx == cfg.num_bands else band_idx
         ranks = self.layout.ranks()
         rank_files = [(r, self.layout.band(band, r)) for r in ranks]
-        edges = np.empty(0, dtype=EDGE_DTYPE)
-        with self.track_time("task"):
-            sliced = self._slice(rank_files, part)
-            if sliced is not None:
-                h, r, j = sliced
+        parts = []
+        with self.track_time("task"), _Readers(self.layout, cfg.num_perm) as readers:
+            for h, r, j in self._windows(rank_files, part):
                 a, b = self._candidates(h)
                 self.stat_update("candidate_pairs", value=len(a))
-                if len(a):
-                    ra, ia, rb, ib = r[a], j[a], r[b], j[b]
-                    if band != EXACT_BAND:
-                        ok = self._verify(ra, ia, rb, ib)
-                        ra, ia, rb, ib = ra[ok], ia[ok], rb[ok], ib[ok]
-                    edges = np.empty(len(ra), dtype=EDGE_DTYPE)
-                    edges["ra"], edges["ia"], edges["rb"], edges["ib"] = ra, ia, rb, ib
-                self.stat_update("edges", value=len(edges))
+                if not len(a):
+                    continue
+                ra, ia, rb, ib = r[a], j[a], r[b], j[b]
+                if band != EXACT_BAND:
+                    ok = self._verify(ra, ia, rb, ib, readers)
+                    ra, ia, rb, ib = ra[ok], ia[ok], rb[ok], ib[ok]
+                e = np.empty(len(ra), dtype=EDGE_DTYPE)
+                e["ra"], e["ia"], e["rb"], e["ib"] = ra, ia, rb, ib
+                parts.append(e)
+            # verified edges are few next to the records scanned (duplicates only): kept until the end
+            edges = np.concatenate(parts) if parts else np.empty(0, dtype=EDGE_DTYPE)
+            self.stat_update("edges", value=len(edges))
         save_npy(self.layout.edges(rank), edges)
         return iter(())
+
+
+class _NpyFile:
+    """Rows of a C-order .npy file (or a raw file of ``dtype``) read with ``os.pread``: memory holds only
+    the rows asked for (a memory map would keep every touched page in the RSS until unmapped)."""
+
+    def __init__(self, path, dtype=None):
+        import numpy as np
+
+        self.fd = os.open(path, os.O_RDONLY)
+        if dtype is None:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = header(f)
+                assert not fortran, path
+                self.offset = f.tell()
+            self.row_shape = tuple(shape[1:])
+        else:
+            self.offset, self.row_shape = 0, ()
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+
+    def read(self, start: int, count: int):
+        import numpy as np
+
+        n = count * self.row_bytes
+        buf = os.pread(self.fd, n, self.offset + start * self.row_bytes) if n else b""
+        if len(buf) != n:
+            raise OSError(f"short read in a dedup work file (fd {self.fd}): wanted {n} bytes, got {len(buf)}")
+        return np.frombuffer(buf, dtype=self.dtype).reshape((count, *self.row_shape))
+
+    def close(self):
+        os.close(self.fd)
+
+
+class _Readers:
+    """Signature rows and n-gram sets of any rank, opened on first use, closed on exit."""
+
+    def __init__(self, layout: Layout, num_perm: int):
+        self.layout, self.num_perm = layout, num_perm
+        self.sigs, self.gram_files, self.gram_offsets = {}, {}, {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for d in (self.sigs, self.gram_files, self.gram_offsets):
+            for f in d.values():
+                f.close()
+
+    def sig_rows(self, r_arr, i_arr):
+        import numpy as np
+
+        out = np.empty((len(r_arr), self.num_perm), dtype=np.uint32)
+        for r in np.unique(r_arr):
+            r = int(r)
+            if r not in self.sigs:
+                self.sigs[r] = _NpyFile(self.layout.sigs(r))
+            f = self.sigs[r]
+            m = np.flatnonzero(r_arr == r)
+            for k in m:
+                out[k] = f.read(int(i_arr[k]), 1)[0]
+        return out
+
+    def grams(self, rank: int, idx: int):
+        if rank not in self.gram_files:
+            self.gram_files[rank] = _NpyFile(self.layout.grams(rank), dtype="<u4")
+            self.gram_offsets[rank] = _NpyFile(self.layout.gram_offsets(rank))
+        lo, hi = (int(x) for x in self.gram_offsets[rank].read(idx, 2))
+        return self.gram_files[rank].read(lo, hi - lo)

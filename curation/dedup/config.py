@@ -38,6 +38,8 @@ class DedupConfig(_Strict):
     keep: Literal["longest", "newest", "first"] = "longest"
     date_key: str = Field("date", description="metadata key read by keep=newest (ISO dates sort as strings)")
     bucket_partitions: int = Field(1, ge=1, description="hash-range partitions per band (bucket-stage memory / P)")
+    bucket_window: int = Field(
+        1 << 20, ge=2, description="band records a bucket task merges at once (its memory: ~40 B each); buckets stay whole")
     max_bucket_pairs: int = Field(
         64, ge=2, description="buckets up to this size verify all pairs; larger ones verify a star + chain")
     batch_chars: int = Field(4_000_000, ge=1000, description="characters per signature batch (memory vs. call overhead)")
