@@ -30,6 +30,11 @@ def png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+# the first one installed renders the Chinese labels (scripts/system_deps.sh installs WenQuanYi Micro Hei)
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Source Han Sans SC",
+             "SimHei", "Microsoft YaHei", "AR PL UMing CN")
+
+
 def pyplot():
     """matplotlib.pyplot on the Agg backend, with a CJK font when one is installed."""
     import matplotlib
@@ -38,9 +43,11 @@ def pyplot():
     import matplotlib.pyplot as plt
     from matplotlib import font_manager
 
-    for name in ("Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Zen Hei", "SimHei", "AR PL UMing CN"):
-        if any(f.name == name for f in font_manager.fontManager.ttflist):
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in installed:
             plt.rcParams["font.sans-serif"] = [name, "DejaVu Sans"]
+            plt.rcParams["font.family"] = "sans-serif"
             break
     return plt
 

@@ -79,11 +79,9 @@ def to_markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from corpora_manifests.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()  # a CJK font: run labels are often Chinese (阶段二, 渐进式)
     rows = result["rows"]
     width = 0.8 / max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(METRICS), 3.6))
