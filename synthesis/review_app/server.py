@@ -89,14 +89,19 @@ def _session(request: web.Request) -> dict[str, Any] | None:
     s = _unsign(request.app[SECRET_KEY], request.cookies.get(COOKIE))
     if s is None:
         return None
-    conf = request.app[CONF_KEY]
-    if conf["token_mode"]:  # a user removed or re-keyed since signing in is out
-        users = {u.name: u for u in request.app[STORE_KEY].users()}
+    store = request.app[STORE_KEY]
+    if _token_mode(store):  # read per request: `review add-user` on a running server applies at once
+        users = {u.name: u for u in store.users()}
         u = users.get(s.get("name"))
-        if u is None or s.get("key") != conf["user_keys"].get(u.name):
+        if u is None or s.get("key") != _user_key(store, u.name):  # removed or re-keyed since signing in: out
             return None
         s["role"] = u.role
     return s
+
+
+def _token_mode(store: ReviewStore) -> bool:
+    """Annotator tokens are required as soon as the store has users (also for sessions opened before)."""
+    return bool(store.users())
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -203,26 +208,24 @@ async def _no_icon(request: web.Request) -> web.Response:
 
 
 async def _get_session(request: web.Request) -> web.Response:
-    conf = request.app[CONF_KEY]
     s = _session(request)
     user = {"name": s["name"], "role": s["role"]} if s else None
     csrf = _csrf(request.app[SECRET_KEY], s["sid"]) if s else None
-    return _json({"user": user, "csrf": csrf, "mode": "token" if conf["token_mode"] else "open"})
+    return _json({"user": user, "csrf": csrf, "mode": "token" if _token_mode(request.app[STORE_KEY]) else "open"})
 
 
 async def _login(request: web.Request) -> web.Response:
-    conf = request.app[CONF_KEY]
     store = request.app[STORE_KEY]
     try:
         body = await request.json()
     except ValueError:
         return _error(400, "bad_json", "body is not JSON")
-    if conf["token_mode"]:
+    token_mode = _token_mode(store)
+    if token_mode:
         user = store.user_for_token(str(body.get("token") or ""))
         if user is None:
             return _error(403, "bad_token", "unknown token")
         name, role = user.name, user.role
-        conf["user_keys"][name] = conf["user_keys"].get(name) or _user_key(store, name)
     else:
         name = " ".join(str(body.get("name") or "").split())[:60]
         if not name:
@@ -230,8 +233,8 @@ async def _login(request: web.Request) -> web.Response:
         role = "lead"  # one trusted machine, no accounts: whoever sits there may settle conflicts
     sid = secrets.token_hex(16)
     payload = {"name": name, "role": role, "sid": sid}
-    if conf["token_mode"]:
-        payload["key"] = conf["user_keys"][name]
+    if token_mode:
+        payload["key"] = _user_key(store, name)
     resp = _json({"user": {"name": name, "role": role}, "csrf": _csrf(request.app[SECRET_KEY], sid)})
     resp.set_cookie(COOKIE, _sign(request.app[SECRET_KEY], payload), httponly=True, samesite="Strict", path="/",
                     max_age=14 * 24 * 3600)
@@ -338,7 +341,6 @@ async def _decide(request: web.Request) -> web.Response:
 
 def make_app(store_path: str | Path, host: str = "127.0.0.1", port: int = 8080) -> web.Application:
     store = ReviewStore(store_path)
-    token_mode = bool(store.users())
     assets = {route: ((STATIC / name).read_bytes(), ctype) for route, (name, ctype) in _ASSETS.items()}
     allowed = None
     if is_loopback(host):
@@ -346,8 +348,7 @@ def make_app(store_path: str | Path, host: str = "127.0.0.1", port: int = 8080) 
     app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
     app[STORE_KEY] = store
     app[SECRET_KEY] = store.secret()
-    app[CONF_KEY] = {"token_mode": token_mode, "assets": assets, "allowed_hosts": allowed,
-                     "user_keys": {u.name: _user_key(store, u.name) for u in store.users()}}
+    app[CONF_KEY] = {"assets": assets, "allowed_hosts": allowed}
     for route in assets:
         app.router.add_get(route, _asset)
     app.router.add_get("/favicon.ico", _no_icon)
@@ -385,7 +386,7 @@ def check_can_serve(store_path: str | Path, host: str) -> None:
 def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8080) -> None:
     check_can_serve(store_path, host)
     app = make_app(store_path, host, port)
-    mode = "annotator tokens" if app[CONF_KEY]["token_mode"] else "open (this machine only; names, no tokens)"
+    mode = "annotator tokens" if _token_mode(app[STORE_KEY]) else "open (this machine only; names, no tokens)"
     shown = f"[{host}]" if ":" in host else host
     print(f"review app on http://{shown}:{port}/  store {store_path}  sign-in: {mode}", flush=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=2.0)

@@ -91,5 +91,14 @@ def test_tokens_required_beyond_loopback_and_once_users_exist(review_run):
         assert c.get("/api/session").json()["user"] == {"name": "王五", "role": "lead"}
         assert c.get("/api/overview").status_code == 200
         assert httpx.get(srv.url + "/api/overview").status_code == 401
+        # users added or re-keyed while the server runs apply at once, without a restart
+        with ReviewStore(db) as st:
+            new_token = st.add_user("孙七")
+        n, _ = _login(srv, token=new_token)
+        assert n.get("/api/session").json()["user"]["name"] == "孙七"
+        with ReviewStore(db) as st:
+            st.add_user("赵六")  # re-keyed: the session opened with the old token is signed out
+        assert a.get("/api/overview").status_code == 401
+        assert httpx.post(srv.url + "/api/login", json={"token": annotator_token}, headers=h).status_code == 403
     finally:
         srv.stop()
