@@ -1,7 +1,8 @@
 """``DocumentReader``: one datatrove reader for directories, globs and fsspec paths of mixed formats.
 
 Files are listed (sorted, deterministic) and split across ranks as datatrove does
-(``files[rank::world_size]``). Each file is sniffed, dispatched by format, extracted under a time
+(``units[rank::world_size]``), except that a large plain JSON-lines file is several units, one per
+byte range (``byte_ranges``), so one big dump does not land on one task. Each file is sniffed, dispatched by format, extracted under a time
 limit, and either yields documents or is written to ``<out>/rejects/read/`` with a reason:
 
 - ``empty_file``, ``wrong_extension`` (content says PDF/ZIP/HTML/binary but the name says otherwise),
@@ -79,6 +80,9 @@ class ReaderOptions(BaseModel):
     max_document_bytes: int = Field(256 * 1024 * 1024, gt=0,
                                     validation_alias=AliasChoices("max_document_bytes", "max_file_bytes"),
                                     description="largest record of a dump / largest one-document file")
+    split_bytes: int = Field(16 * 1024 * 1024, gt=0,
+                             description="a plain .jsonl/.ndjson larger than this is read by several tasks, "
+                                         "each a byte range (ids unchanged); smaller files go whole to one task")
     html: HtmlOptions = HtmlOptions()
     pdf: PdfOptions = PdfOptions()
     docx_tables: Literal["markdown", "drop"] = "markdown"
@@ -242,8 +246,9 @@ class DocumentReader(BaseReader):
         rel = self._rel(path)
         return f"{rel}#{suffix}" if suffix else rel
 
-    def read_path(self, path: str, rank: int = 0, rejects=None):
-        """Documents of one file; problems are written to ``rejects`` (or only counted)."""
+    def read_path(self, path: str, rank: int = 0, rejects=None, part: tuple[int, int, int] | None = None):
+        """Documents of one file (or of its byte range ``part`` = (index, start, end), see
+        ``byte_ranges``); problems are written to ``rejects`` (or only counted)."""
         from fsspec.core import url_to_fs
 
         def reject(reason: str, detail: str = "", suffix: str | None = None) -> None:
@@ -260,7 +265,7 @@ class DocumentReader(BaseReader):
             suffix = pp.suffixes[-2].lower()
         fmt = FORMATS.get(suffix)
         if fmt in _RECORD_FORMATS:
-            yield from self._read_dump(path, fmt, reject)
+            yield from self._read_dump(path, fmt, reject, part)
             return
         limit = self.options.max_document_bytes
         try:
@@ -315,12 +320,21 @@ class DocumentReader(BaseReader):
         if n == 0:
             reject("empty_after_extraction", "no text")
 
-    def _read_dump(self, path: str, fmt: str, reject):
+    def _read_dump(self, path: str, fmt: str, reject, part: tuple[int, int, int] | None = None):
         """Records of a JSONL/JSON/parquet dump, streamed: memory is bounded by one record (or one
-        parquet batch), whatever the file's size. Bad records are rejected one by one."""
+        parquet batch), whatever the file's size. Bad records are rejected one by one. A byte range
+        ``part`` other than the first reports nothing about the file as a whole (the first does)."""
         from fsspec.core import url_to_fs
 
+        from curation.readers.byte_ranges import open_range
         from curation.readers.records import iter_json, iter_jsonl_stream, iter_parquet
+
+        if part is not None and part[0] > 0:
+            file_reject = reject
+
+            def reject(reason: str, detail: str = "", suffix: str | None = None) -> None:
+                if suffix is not None:  # a record of this range; whole-file verdicts are part 0's
+                    file_reject(reason, detail, suffix)
 
         opts, limit = self.options, self.options.max_document_bytes
         items = 0
@@ -348,6 +362,12 @@ class DocumentReader(BaseReader):
                         reject("document_too_large", f"> {limit} bytes decompressed: write large dumps as JSON lines")
                         return
                     records = iter_json(data, opts.text_key, opts.id_key)
+                elif part is not None:  # one byte range of a large plain JSON-lines file
+                    opened = open_range(f, part[1], part[2])
+                    if opened is None:
+                        return
+                    stream, before = opened
+                    records = iter_jsonl_stream(stream, opts.text_key, opts.id_key, limit, first_line=before)
                 else:  # JSON lines (a .json too large to be one document is read as JSON lines)
                     stream = io.BufferedReader(_Prefixed(head, f), buffer_size=1 << 20)
                     records = iter_jsonl_stream(stream, opts.text_key, opts.id_key, limit)
@@ -365,8 +385,26 @@ class DocumentReader(BaseReader):
             return
         finally:
             self.stat_update("extract_seconds", value=int(time.monotonic() - t0))
-        if items == 0:
+        if items == 0 and (part is None or part[0] == 0):
             reject("empty_file", "no records")
+
+    def _units(self, files: list[str], world_size: int) -> list[tuple[str, tuple[int, int, int] | None]]:
+        """Work units: whole files, and byte ranges of large plain JSON-lines files (``byte_ranges``)."""
+        from curation.readers.byte_ranges import SPLITTABLE, plan_units
+
+        sized = []
+        for path in files:
+            size = None
+            if world_size > 1 and path.lower().endswith(SPLITTABLE):  # only those can be split: stat only those
+                try:
+                    from fsspec.core import url_to_fs
+
+                    fs, p = url_to_fs(path)
+                    size = fs.size(p)
+                except Exception:  # unreadable: read_path rejects it with the reason
+                    size = None
+            sized.append((path, size))
+        return plan_units(sized, world_size, self.options.split_bytes)
 
     def _to_document(self, path: str, fmt: str, item: Extracted) -> Document:
         md = dict(item.metadata)
@@ -380,7 +418,7 @@ class DocumentReader(BaseReader):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        files = list_input_files(self.inputs, self.options.recursive)[rank::world_size]
+        units = self._units(list_input_files(self.inputs, self.options.recursive), world_size)[rank::world_size]
         rejects = None
         if self.rejects_dir:
             from curation.rejects import rejects_writer
@@ -388,9 +426,10 @@ class DocumentReader(BaseReader):
             rejects = rejects_writer(self.rejects_dir, "read")
         try:
             n = 0
-            for path in files:
-                self.stat_update("input_files")
-                for doc in self.read_path(path, rank, rejects):
+            for path, part in units:
+                if part is None or part[0] == 0:
+                    self.stat_update("input_files")
+                for doc in self.read_path(path, rank, rejects, part):
                     if self.limit != -1 and n >= self.limit:
                         return
                     n += 1

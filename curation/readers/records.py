@@ -33,10 +33,11 @@ def _err(reason: str, detail: str, where: str) -> ExtractError:
     return err
 
 
-def iter_lines(f: BinaryIO, max_record_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+def iter_lines(f: BinaryIO, max_record_bytes: int, first_line: int = 0) -> Iterator[tuple[int, bytes | None, int]]:
     """(line number, line or None if longer than the limit, its length) for a binary stream; an
-    over-long line is drained in 1 MB pieces, never held whole."""
-    i = 0
+    over-long line is drained in 1 MB pieces, never held whole. ``first_line``: lines before the
+    stream's start (a byte range of a larger file), so numbers are the file's."""
+    i = first_line
     while True:
         line = f.readline(max_record_bytes + 1)
         if not line:
@@ -54,9 +55,9 @@ def iter_lines(f: BinaryIO, max_record_bytes: int) -> Iterator[tuple[int, bytes 
             yield i, line, len(line)
 
 
-def iter_jsonl_stream(f: BinaryIO, text_key: str, id_key: str,
-                      max_record_bytes: int = 256 << 20) -> Iterator[Extracted | ExtractError]:
-    for i, raw, n in iter_lines(f, max_record_bytes):
+def iter_jsonl_stream(f: BinaryIO, text_key: str, id_key: str, max_record_bytes: int = 256 << 20,
+                      first_line: int = 0) -> Iterator[Extracted | ExtractError]:
+    for i, raw, n in iter_lines(f, max_record_bytes, first_line):
         if raw is None:
             yield _err("record_too_large", f"line{i}: {n} bytes > {max_record_bytes}", f"line{i}")
             continue
