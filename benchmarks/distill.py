@@ -1,11 +1,12 @@
 """Stored teacher logits: bytes per supervised position and KD-loss fidelity of every encoding, vs
 full fp16 logits and DistillKit's compressed format; capture throughput.
 
-    .venv/bin/python benchmarks/distill.py --teacher /work/toy_distill/teacher \
-        --student /work/toy_distill/student_sft [--ks 16 32 64 128] [--work /tmp/distill_bench]
+    nice .venv/bin/python benchmarks/distill.py [--toy demo_out/toy_distill] [--ks 16 32 64 128] \
+        [--students student_sft student_kd] [--work /tmp/distill_bench]
 
-Teacher and student: the toy reproduction's (scripts/distill_toy.py): a tiny Qwen2 trained by SFT
-on the demo SFT data, and the SFT-only student. Data: every assistant position of the demo SFT
+Teacher and students: the toy reproduction's (`soaes pipeline run configs/demo/distill_toy.yaml`,
+scripts/distill_toy.py): a tiny Qwen2 trained by SFT on the demo SFT data until sharp
+(TOY/teacher/final), the SFT-only student and the KD student (TOY/<student>/final). Data: every assistant position of the demo SFT
 fixtures (sft_stage1 + sft_stage2 train), tokenised as training does.
 
 - Bytes: every encoding's rows written as real parquet shards (the capture's writer: zstd, one row per
@@ -20,6 +21,8 @@ fixtures (sft_stage1 + sft_stage2 train), tokenised as training does.
 - KD-loss error: |L_stored − L_full| / L_full for the paper's loss (α 0.5, τ 2) with the student's
   logits, for both tail treatments, and the same for the KL term alone; L_full uses the teacher's
   full-vocabulary logits.
+- Teacher sharpness: mean over positions of the teacher's probability mass inside its top k at
+  τ = 1 and at the loss's τ = 2 (where the tail weighs more: p^(1/τ) flattens it).
 - Capture: ``run_capture`` (k = 64, delta_q8) over the same data: tokens/s and positions/s.
 """
 from __future__ import annotations
@@ -64,7 +67,7 @@ def distillkit_like(logp_sorted: np.ndarray, exact_k: int = 16) -> np.ndarray:
     return out
 
 
-def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int, limit: int | None = None):
+def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax: int, limit: int | None = None):
     """Per supervised position: teacher top-kmax (ids, logp, tail) and full-vocabulary KD references."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -78,7 +81,8 @@ def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int, limit:
     tok = load_tokenizer("qwen2.5")
     n_real = len(tok)
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir, attn_implementation="sdpa").eval()
-    student = AutoModelForCausalLM.from_pretrained(student_dir, attn_implementation="sdpa").eval()
+    students = {n: AutoModelForCausalLM.from_pretrained(d, attn_implementation="sdpa").eval()
+                for n, d in student_dirs.items()}
     samples = []
     for m, split in (("sft_stage1", None), ("sft_stage2", "train")):
         t = tokenize_manifest(open_manifest(FIX / m, "sft", split=split), tok, kind="sft", seq_len=1024,
@@ -87,22 +91,29 @@ def collect(teacher_dir: Path, student_dir: Path, cache: Path, kmax: int, limit:
             a, b = t.offsets[d], t.offsets[d + 1]
             samples.append((np.asarray(t.tokens[a:b], np.int64), supervised_positions(t.loss_mask[a:b]),
                             np.asarray(t.loss_mask[a:b])))
-    rows, refs = [], []
+    rows, refs, t2 = [], {n: [] for n in students}, []
     with torch.no_grad():
         for ids, pos, mask in samples[:limit]:
             x = torch.from_numpy(ids)[None]
             p = torch.from_numpy(pos)
             zt = teacher(x).logits[0, p].float()
-            zs = student(x).logits[0, p].float()
             targets = x[0, p + 1]
             top_ids, top_lp, tail = kd_loss.topk_of_logits(zt, kmax, n_real)
-            ce = kd_loss.ce_sum(zs, targets, n_real)
-            kl_full = kd_loss.kl_full_sum(zs, zt, 2.0, n_real)
             rows.append((top_ids.numpy(), top_lp.numpy(), tail.numpy()))
-            # the student's τ-log-probs at the teacher's top-kmax ids: every encoding stores a subset of them
-            s_top = torch.log_softmax(zs[:, :n_real] / 2.0, -1).gather(-1, top_ids)
-            refs.append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full)})
-    return rows, refs, n_real, int(teacher.config.vocab_size)
+            # the teacher's τ-2 probabilities at its top ids (same order: softmax(z/τ) is monotone in z)
+            # and log Σ_v p_v^(1/τ) over the whole vocabulary (for the exact τ-tail of the oracle rows)
+            lp = torch.log_softmax(zt[:, :n_real], -1)
+            t2.append((torch.log_softmax(zt[:, :n_real] / 2.0, -1).gather(-1, top_ids).exp().numpy(),
+                       torch.logsumexp(lp / 2.0, -1).double().numpy()))
+            del lp
+            for n, student in students.items():
+                zs = student(x).logits[0, p].float()
+                ce = kd_loss.ce_sum(zs, targets, n_real)
+                kl_full = kd_loss.kl_full_sum(zs, zt, 2.0, n_real)
+                # the student's τ-log-probs at the teacher's top-kmax ids: every encoding stores a subset of them
+                s_top = torch.log_softmax(zs[:, :n_real] / 2.0, -1).gather(-1, top_ids)
+                refs[n].append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full)})
+    return rows, refs, t2, n_real, int(teacher.config.vocab_size)
 
 
 def run(args) -> dict:
@@ -116,19 +127,33 @@ def run(args) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
-    rows, refs, n_real, vocab_rows = collect(Path(args.teacher), Path(args.student), work / "cache", max(args.ks),
-                                            args.limit)
+    toy = Path(args.toy)
+    teacher = Path(args.teacher) if args.teacher else toy / "teacher" / "final"
+    students = {n: toy / n / "final" for n in args.students}
+    rows, refs, t2, n_real, vocab_rows = collect(teacher, students, work / "cache", max(args.ks), args.limit)
     n_pos = sum(len(r[2]) for r in rows)
-    L_full = sum(0.5 * 4 * r["kl_full"] + 0.5 * r["ce"] for r in refs)
-    KL_full = sum(r["kl_full"] for r in refs)
     result = {"positions": n_pos, "samples": len(rows), "teacher_vocab_rows": vocab_rows, "tokenizer_ids": n_real,
-              "fp16_full_bytes": 2 * vocab_rows, "fp16_full_bytes_72b": 2 * 152064, "loss_full": L_full / n_pos,
-              "kl_full": KL_full / n_pos, "rows": []}
+              "teacher": str(teacher), "students": {n: str(d) for n, d in students.items()},
+              "fp16_full_bytes": 2 * vocab_rows, "fp16_full_bytes_72b": 2 * 152064, "full": {}, "sharpness": [],
+              "rows": []}
+    for n, rs in refs.items():
+        result["full"][n] = {"loss": sum(0.5 * 4 * r["kl_full"] + 0.5 * r["ce"] for r in rs) / n_pos,
+                             "kl": sum(r["kl_full"] for r in rs) / n_pos, "ce": sum(r["ce"] for r in rs) / n_pos}
+    for k in args.ks:
+        m1 = np.concatenate([np.exp(lp[:, :k].astype(np.float64)).sum(1) for _, lp, _ in rows])
+        m2 = np.concatenate([p[:, :k].astype(np.float64).sum(1) for p, _ in t2])
+        result["sharpness"].append({"k": k, "top_mass_tau1_mean": float(m1.mean()), "top_mass_tau1_median": float(np.median(m1)),
+                                    "top_mass_tau2_mean": float(m2.mean()), "top_mass_tau2_median": float(np.median(m2))})
+        print(json.dumps(result["sharpness"][-1]), flush=True)
     for k in args.ks:
         for name in list(enc.ENCODINGS) + ["distillkit"]:
-            recs, stream, L = [], 0, {m: 0.0 for m in kd_loss.TAIL_MODES}
-            KL = dict(L)
-            for (ids, lp, tail), ref in zip(rows, refs):
+            recs, stream = [], 0
+            # "bucket_exact": the bucket with the teacher's true τ-tail instead of the even-tail estimate
+            # (an oracle, for the raw encoding only: it says which part of the bucket's error is that estimate)
+            modes = list(kd_loss.TAIL_MODES) + (["bucket_exact"] if name == "raw" else [])
+            L = {n: {m: 0.0 for m in modes} for n in refs}
+            KL = {n: {m: 0.0 for m in modes} for n in refs}
+            for i, (ids, lp, tail) in enumerate(rows):
                 ids_k, lp_k = ids[:, :k], lp[:, :k]
                 tail_k = np.clip(1.0 - np.exp(lp_k.astype(np.float64)).sum(1), 0, 1).astype(np.float32)
                 if name == "distillkit":
@@ -139,16 +164,26 @@ def run(args) -> dict:
                     recs.append({"doc_index": len(recs), "n_tokens": 0, "tokens_sha256": "", "n_positions": len(tail_k),
                                  "ids": b[0], "vals": b[1], "aux": b[2]})
                     dec = enc.decode(*b, k=k, encoding=name)
-                s_top = ref["s_top"][:, :k]
+                order = None
                 if not np.array_equal(dec.ids, ids_k):  # delta encodings return the ids sorted
                     order = np.argsort(ids_k, axis=1, kind="stable")
                     assert np.array_equal(np.take_along_axis(ids_k, order, 1), dec.ids)
-                    s_top = np.take_along_axis(s_top, order, 1)
-                for mode in kd_loss.TAIL_MODES:
-                    kl = float(kd_loss.kl_from_student_topk(torch.from_numpy(s_top), torch.from_numpy(dec.logp),
-                                                            torch.from_numpy(dec.tail), 2.0, mode, n_real))
-                    KL[mode] += kl
-                    L[mode] += 0.5 * 4 * kl + 0.5 * ref["ce"]
+                for n, rs in refs.items():
+                    ref = rs[i]
+                    s_top = ref["s_top"][:, :k]
+                    if order is not None:
+                        s_top = np.take_along_axis(s_top, order, 1)
+                    for mode in modes:
+                        exact = None
+                        if mode == "bucket_exact":
+                            p2, lse2 = t2[i]
+                            rest = np.clip(1.0 - p2[:, :k].astype(np.float64).sum(1), 0.0, 1.0)
+                            exact = torch.from_numpy(lse2 + np.log(rest))
+                        kl = float(kd_loss.kl_from_student_topk(torch.from_numpy(s_top), torch.from_numpy(dec.logp),
+                                                                torch.from_numpy(dec.tail), 2.0, mode.split("_")[0],
+                                                                n_real, log_tail_tau=exact))
+                        KL[n][mode] += kl
+                        L[n][mode] += 0.5 * 4 * kl + 0.5 * ref["ce"]
             if name == "distillkit":
                 size = distillkit_bytes(k, vocab_rows)
                 how = "config bit accounting (fixed-size rows, before parquet)"
@@ -160,9 +195,11 @@ def run(args) -> dict:
             row = {"k": k, "encoding": name, "bytes_per_position": round(size, 1), "measured": how,
                    "stream_bytes_per_position": round(stream / n_pos, 1) if name != "distillkit" else size,
                    "ratio_vs_fp16_full": round(2 * vocab_rows / size, 1)}
-            for mode in kd_loss.TAIL_MODES:
-                row[f"loss_rel_err_{mode}"] = abs(L[mode] - L_full) / L_full
-                row[f"kl_rel_err_{mode}"] = abs(KL[mode] - KL_full) / KL_full
+            for n in refs:
+                full = result["full"][n]
+                for mode in modes:
+                    row[f"{n}_loss_rel_err_{mode}"] = abs(L[n][mode] / n_pos - full["loss"]) / full["loss"]
+                    row[f"{n}_kl_rel_err_{mode}"] = abs(KL[n][mode] / n_pos - full["kl"]) / full["kl"]
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
     result["collect_seconds"] = round(time.perf_counter() - t0, 1)
@@ -175,7 +212,7 @@ def run(args) -> dict:
     # capture throughput through the real command path
     from training.distill_capture import CaptureConfig, run_capture
 
-    cap = CaptureConfig(name="bench", output_dir=str(work / "capture"), teacher=args.teacher,
+    cap = CaptureConfig(name="bench", output_dir=str(work / "capture"), teacher=str(teacher),
                         manifests=[str(FIX / "sft_stage1"), str(FIX / "sft_stage2")], split="train", seq_len=1024,
                         k=64, encoding="delta_q8", batch_tokens=4096, shard_samples=16, cache_dir=str(work / "cache"),
                         attn_implementation="sdpa")
@@ -190,8 +227,11 @@ def run(args) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="stored-logit encodings: size and KD-loss fidelity")
-    ap.add_argument("--teacher", default="/work/toy_distill/teacher")
-    ap.add_argument("--student", default="/work/toy_distill/student_sft")
+    ap.add_argument("--toy", default=str(REPO / "demo_out" / "toy_distill"),
+                    help="the toy pipeline's root (configs/demo/distill_toy.yaml): TOY/<model>/final")
+    ap.add_argument("--teacher", default=None, help="teacher model dir (default TOY/teacher/final)")
+    ap.add_argument("--students", nargs="+", default=["student_sft", "student_kd"],
+                    help="student runs under TOY whose logits the KD loss is evaluated with")
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--work", default="/tmp/distill_bench")
     ap.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick check)")
@@ -200,14 +240,23 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     res = run(a)
     print(f"\npositions {res['positions']}  full fp16 {res['fp16_full_bytes']} B/position  "
-          f"(72B vocabulary: {res['fp16_full_bytes_72b']})  full loss {res['loss_full']:.4f}  KL {res['kl_full']:.4f}")
-    print("| k | encoding | B/position on disk | B/position before zstd | vs fp16 full | loss err (bucket) | loss err (renorm) | KL err (bucket) | KL err (renorm) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in res["rows"]:
-        print(f"| {r['k']} | {r['encoding']} | {r['bytes_per_position']} | {r['stream_bytes_per_position']} | "
-              f"{r['ratio_vs_fp16_full']}× | "
-              f"{r['loss_rel_err_bucket']:.3%} | {r['loss_rel_err_renormalize']:.3%} | "
-              f"{r['kl_rel_err_bucket']:.3%} | {r['kl_rel_err_renormalize']:.3%} |")
+          f"(72B vocabulary: {res['fp16_full_bytes_72b']})  full-vocabulary loss/KL/CE per position: {res['full']}")
+    print("| k | teacher top-k mass τ=1 (mean / median) | τ=2 (mean / median) |\n|---|---|---|")
+    for r in res["sharpness"]:
+        print(f"| {r['k']} | {r['top_mass_tau1_mean']:.2%} / {r['top_mass_tau1_median']:.2%} | "
+              f"{r['top_mass_tau2_mean']:.2%} / {r['top_mass_tau2_median']:.2%} |")
+    for n in res["full"]:
+        print(f"\nstudent {n}: relative error vs full vocabulary")
+        print("| k | encoding | B/position on disk | B/position before zstd | vs fp16 full | loss err (bucket) | "
+              "loss err (renorm) | KL err (bucket) | KL err (renorm) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in res["rows"]:
+            print(f"| {r['k']} | {r['encoding']} | {r['bytes_per_position']} | {r['stream_bytes_per_position']} | "
+                  f"{r['ratio_vs_fp16_full']}× | "
+                  f"{r[n + '_loss_rel_err_bucket']:.3%} | {r[n + '_loss_rel_err_renormalize']:.3%} | "
+                  f"{r[n + '_kl_rel_err_bucket']:.3%} | {r[n + '_kl_rel_err_renormalize']:.3%} |"
+                  + (f" oracle exact τ-tail: loss {r[n + '_loss_rel_err_bucket_exact']:.3%}, "
+                     f"KL {r[n + '_kl_rel_err_bucket_exact']:.3%}" if n + "_kl_rel_err_bucket_exact" in r else ""))
     print(f"capture: {res['capture']}")
     print(f"machine: {res['machine']}")
     if a.json:

@@ -1,69 +1,91 @@
-"""Toy reproduction of the paper's distillation effect on CPU, in one command.
+"""Toy reproduction of the paper's distillation effect on CPU, driven through `soaes`.
 
-    python scripts/distill_toy.py --out /work/toy_distill
+    python scripts/distill_toy.py [--out demo_out/toy_distill]      # from the repository root
 
-1. teacher: tiny Qwen2 SFT on the demo SFT data      configs/demo/distill_teacher.yaml
-2. capture its top-64 log-probs (delta_q8)           configs/demo/distill_capture.yaml
-3. student (smaller) (a) SFT only                    configs/demo/distill_student_sft.yaml
-                     (b) KD from the stored logits   configs/demo/distill_student_kd.yaml
-   same data, same packed sequences, same steps, same optimiser and seed.
-4. held-out (sft_stage2 validation): per-position KL(teacher || student) at τ = 1 over the real
-   vocabulary (teacher-forced on the reference conversations) and ROUGE-L (jieba words) of the
-   students' greedy answers against the teacher's greedy answers.
+1. `soaes pipeline run configs/demo/distill_toy.yaml -o OUT` (configs/demo/distill_*.yaml, no path
+   edits): teacher (tiny Qwen2, SFT on the demo SFT data until sharp) → its top-64 log-probs
+   (delta_q8) → a smaller student (a) SFT only, (b) KD from the stored logits — same data, packed
+   sequences, steps, optimiser and seed. Finished stages are skipped on a re-run.
+2. Scores the students against the teacher: per-position KL(teacher ‖ student) at τ = 1 over the
+   real vocabulary, teacher-forced on the reference conversations (assistant positions), on the
+   held-out sft_stage2 validation split and on the training data (the transfer set); ROUGE-L
+   (jieba words) of the students' greedy answers against the teacher's greedy answers (held out).
+3. `soaes eval specbench --target OUT/teacher/final --draft OUT/<student>/final` per student
+   (held-out prompts; greedy and top-p 0.7; acceptance of the draft's tokens).
 
-Outputs under --out: teacher/, student_sft/, student_kd/ (HF model dirs + tokenizer), logits/
-(the distill_logits manifest), *_run/ (training runs), results.json. Finished steps are kept on a
-re-run (each step is a resumable run of its own).
+Writes OUT/results.json (every figure) and prints a summary. `--eval-only` skips step 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+STUDENTS = ("student_sft", "student_kd")
+FIX = REPO / "tests/fixtures/training"
 
 
-def _copy_model(run_out: Path, dest: Path) -> Path:
-    if not dest.exists():
-        shutil.copytree((run_out / "final").resolve(), dest)
-    return dest
+def soaes(*args: str) -> None:
+    cmd = [sys.executable, "-c", "from soaes.cli import main; main()", *args]
+    print("$ soaes " + " ".join(args), flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def _train(config: str, out: Path, name: str, overrides: list[str]) -> tuple[Path, dict]:
-    from training.config import load_train_config
-    from training.curriculum import run_training
-
-    cfg, text = load_train_config(REPO / config, [f"output_dir={out / (name + '_run')}", *overrides])
-    t0 = time.perf_counter()
-    run = run_training(cfg, config_text=text, command=f"scripts/distill_toy.py ({config})")
+def run_summary(run: Path) -> dict:
     rec = json.loads((run / "run.json").read_text())
     st = rec["stages"][-1]
-    return _copy_model(run, out / name), {"seconds": round(time.perf_counter() - t0, 1), "steps": st["global_step"],
-                                         "first_loss": next(h["loss"] for h in st_log(run) if "loss" in h),
-                                         "final_loss": st["final_loss"]}
-
-
-def st_log(run: Path) -> list[dict]:
     stage = sorted((run / "stages").iterdir())[-1]
-    return json.loads((stage / "stage.json").read_text())["log_history"]
+    hist = json.loads((stage / "stage.json").read_text())["log_history"]
+    losses = [h for h in hist if "loss" in h]
+    out = {"steps": st["global_step"], "first_loss": losses[0]["loss"], "final_loss": st["final_loss"],
+           "train_runtime_s": next((h["train_runtime"] for h in hist if "train_runtime" in h), None)}
+    for key in ("kd_kl", "kd_ce"):
+        vals = [h[key] for h in hist if key in h]
+        if vals:
+            out[f"first_{key}"], out[f"final_{key}"] = vals[0], vals[-1]
+    return out
 
 
-def _heldout(tokenizer):
+def _encoded(tokenizer, split: str):
     from training.chat_template import ChatEncoder
     from training.manifest_inputs import open_manifest
 
-    src = open_manifest(REPO / "tests/fixtures/training/sft_stage2", "sft", split="validation")
-    rows = list(src.iter_rows(columns=["id", "messages"]))
-    enc = ChatEncoder(tokenizer)
-    return rows, enc.encode([r["messages"] for r in rows])
+    if split == "validation":
+        srcs = [open_manifest(FIX / "sft_stage2", "sft", split="validation")]
+    else:
+        srcs = [open_manifest(FIX / "sft_stage1", "sft"), open_manifest(FIX / "sft_stage2", "sft", split="train")]
+    rows = [r for s in srcs for r in s.iter_rows(columns=["id", "messages"])]
+    return rows, ChatEncoder(tokenizer).encode([r["messages"] for r in rows])
 
 
-def evaluate(out: Path, max_new_tokens: int = 96, students=("student_sft", "student_kd")) -> dict:
+def teacher_kl(models: dict, encoded, n_real: int) -> dict:
+    """Mean over assistant positions of KL(teacher ‖ student) at τ 1 (and the teacher's top-64 mass)."""
+    import torch
+
+    kl = {n: [0.0, 0] for n in models if n != "teacher"}
+    top64 = [0.0, 0]
+    for e in encoded:
+        ids = torch.from_numpy(e.input_ids.astype("int64"))[None]
+        pos = torch.from_numpy((e.loss_mask[1:] == 1).nonzero()[0])
+        if len(pos) == 0:
+            continue
+        t = torch.log_softmax(models["teacher"](ids).logits[0, pos, :n_real].float(), -1)
+        top64[0] += float(t.topk(64, -1).values.exp().sum())
+        top64[1] += len(pos)
+        for n in kl:
+            s = torch.log_softmax(models[n](ids).logits[0, pos, :n_real].float(), -1)
+            kl[n][0] += float((t.exp() * (t - s)).sum())
+            kl[n][1] += len(pos)
+    return {"positions": top64[1], "teacher_top64_mass": round(top64[0] / top64[1], 4),
+            **{n: round(v[0] / v[1], 4) for n, v in kl.items()}}
+
+
+def evaluate(out: Path, max_new_tokens: int = 64) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -72,75 +94,74 @@ def evaluate(out: Path, max_new_tokens: int = 96, students=("student_sft", "stud
 
     tok = load_tokenizer("qwen2.5")
     n_real = len(tok)
-    rows, encoded = _heldout(tok)
-    models = {n: AutoModelForCausalLM.from_pretrained(out / n, attn_implementation="sdpa").eval()
-              for n in ("teacher", *students)}
-    res: dict = {"heldout_samples": len(rows), "kl_per_position": {}, "generations": {}}
+    models = {n: AutoModelForCausalLM.from_pretrained(out / n / "final", attn_implementation="sdpa").eval()
+              for n in ("teacher", *STUDENTS)}
+    res: dict = {}
+    rows, heldout = _encoded(tok, "validation")
     with torch.no_grad():
-        kl = {n: [0.0, 0] for n in students}
-        for e in encoded:
-            ids = torch.from_numpy(e.input_ids.astype("int64"))[None]
-            pos = torch.from_numpy((e.loss_mask[1:] == 1).nonzero()[0])
-            t = torch.log_softmax(models["teacher"](ids).logits[0, pos, :n_real].float(), -1)
-            for n in kl:
-                s = torch.log_softmax(models[n](ids).logits[0, pos, :n_real].float(), -1)
-                kl[n][0] += float((t.exp() * (t - s)).sum())
-                kl[n][1] += len(pos)
-        res["kl_per_position"] = {n: round(v[0] / v[1], 4) for n, v in kl.items()}
+        res["kl_heldout"] = teacher_kl(models, heldout, n_real)
+        res["kl_train"] = teacher_kl(models, _encoded(tok, "train")[1], n_real)
         gens = {n: [] for n in models}
         for r in rows:
             prompt = [m for m in r["messages"] if m["role"] != "assistant"][:2]
-            ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+            ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                          return_dict=True)["input_ids"]
             for n, m in models.items():
                 g = m.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                pad_token_id=tok.pad_token_id, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"))
                 gens[n].append(tok.decode(g[0, ids.shape[1]:], skip_special_tokens=True))
-    for n in students:
-        pairs = [Pair(id=str(r["id"]), prediction=p, reference=t) for r, p, t in zip(rows, gens[n], gens["teacher"])]
-        res.setdefault("rouge_vs_teacher", {})[n] = compute_metrics(pairs)
-    res["generations"] = {n: g[:2] for n, g in gens.items()}
+    res["heldout_samples"] = len(rows)
+    res["rouge_vs_teacher"] = {
+        n: compute_metrics([Pair(id=str(r["id"]), prediction=p, reference=t)
+                            for r, p, t in zip(rows, gens[n], gens["teacher"])]) for n in STUDENTS}
+    res["generations"] = {n: g for n, g in gens.items()}
+    return res
+
+
+def specbench(out: Path, n: str, max_new_tokens: int, limit: int) -> dict:
+    res = {}
+    for s in STUDENTS:
+        dest = out / "specbench" / s
+        soaes("eval", "specbench", "--target", str(out / "teacher" / "final"), "--draft", str(out / s / "final"),
+              "--data", str(FIX / "sft_stage2"), "--split", "validation", "--n", n,
+              "--max-new-tokens", str(max_new_tokens), "--limit", str(limit), "-o", str(dest), "-q")
+        sb = json.loads((dest / "specbench.json").read_text())
+        res[s] = {"trustworthy": sb["trustworthy"],
+                  **{f"{r['method']} {r['mode']} n={r['n']}": {"acceptance": r["acceptance_rate"],
+                                                             "mean_accepted_length": r["mean_accepted_length"]}
+                     for r in sb["rows"] if r["method"] in ("draft", "prompt-lookup")}}
     return res
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="demo_out/toy_distill", help="directory for the models and results")
-    ap.add_argument("--k", type=int, default=64)
-    ap.add_argument("--eval-only", nargs="+", metavar="STUDENT_DIR", default=None,
-                    help="only evaluate these model directories under --out against teacher/")
+    ap.add_argument("--out", default="demo_out/toy_distill", help="the pipeline root (models and results)")
+    ap.add_argument("--eval-only", action="store_true", help="do not run the pipeline (its outputs exist)")
+    ap.add_argument("--no-specbench", action="store_true")
+    ap.add_argument("--spec-n", default="3,5")
+    ap.add_argument("--spec-max-new-tokens", type=int, default=48)
+    ap.add_argument("--spec-limit", type=int, default=5)
     a = ap.parse_args(argv)
-    out = Path(a.out).resolve()
-    if a.eval_only:
-        res = evaluate(out, students=tuple(a.eval_only))
-        name = "results_" + "_".join(a.eval_only) + ".json"
-        (out / name).write_text(json.dumps(res, indent=2, ensure_ascii=False))
-        print(json.dumps({k: res[k] for k in ("kl_per_position", "rouge_vs_teacher")}, indent=1, ensure_ascii=False))
-        return 0
-    out.mkdir(parents=True, exist_ok=True)
-    import os
-
-    os.chdir(REPO)  # the configs' manifest paths are relative to the repository
-    summary: dict = {}
-    _, summary["teacher"] = _train("configs/demo/distill_teacher.yaml", out, "teacher", [])
-    from training.distill_capture import load_capture_config, run_capture
-
-    cfg, text = load_capture_config(REPO / "configs/demo/distill_capture.yaml",
-                                    [f"output_dir={out / 'logits'}", f"teacher={out / 'teacher'}", f"k={a.k}"])
-    logits = run_capture(cfg, config_text=text, progress=False)
-    d = json.loads((logits / "manifest.json").read_text())["stats"]["distill"]
-    summary["capture"] = {"positions": d["positions"], "bytes_per_position": round(d["bytes_per_position"], 1),
-                          "throughput": d["throughput"]}
-    _, summary["student_sft"] = _train("configs/demo/distill_student_sft.yaml", out, "student_sft", [])
-    _, summary["student_kd"] = _train("configs/demo/distill_student_kd.yaml", out, "student_kd",
-                                      [f"stages.0.manifests=[{out / 'logits'}]"])
+    out = (REPO / a.out).resolve() if not Path(a.out).is_absolute() else Path(a.out)
+    if not a.eval_only:
+        soaes("pipeline", "run", "configs/demo/distill_toy.yaml", "-o", str(out))
+    summary: dict = {n: run_summary(out / n) for n in ("teacher", *STUDENTS)}
+    d = json.loads((out / "logits" / "manifest.json").read_text())["stats"]["distill"]
+    summary["capture"] = {"k": d.get("k"), "encoding": d.get("encoding"), "positions": d["positions"],
+                          "bytes_per_position": round(d["bytes_per_position"], 1), "throughput": d["throughput"]}
     summary["eval"] = evaluate(out)
+    if not a.no_specbench:
+        summary["specbench"] = specbench(out, a.spec_n, a.spec_max_new_tokens, a.spec_limit)
     (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     e = summary["eval"]
-    print(json.dumps({k: summary[k] for k in ("teacher", "student_sft", "student_kd")}, indent=1))
-    print(f"held-out KL(teacher||student) per position: SFT-only {e['kl_per_position']['student_sft']}, "
-          f"KD {e['kl_per_position']['student_kd']}")
-    for n in ("student_sft", "student_kd"):
-        print(f"ROUGE-L vs teacher ({n}): {e['rouge_vs_teacher'][n]}")
+    print(json.dumps({n: summary[n] for n in ("teacher", *STUDENTS)}, indent=1))
+    for where in ("kl_heldout", "kl_train"):
+        print(f"{where}: KL(teacher||student) per position: SFT-only {e[where]['student_sft']}, KD {e[where]['student_kd']}"
+              f" ({e[where]['positions']} positions; teacher top-64 mass {e[where]['teacher_top64_mass']})")
+    for n in STUDENTS:
+        print(f"ROUGE-L vs teacher answers ({n}): {e['rouge_vs_teacher'][n]}")
+    if "specbench" in summary:
+        print(json.dumps(summary["specbench"], indent=1))
     print(f"results: {out / 'results.json'}")
     return 0
 

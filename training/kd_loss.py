@@ -40,8 +40,11 @@ def kl_topk_sum(student_logits, ids, logp, tail, tau: float, tail_mode: str, n_r
     return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1])
 
 
-def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: int):
-    """The same KL given the student's τ-log-probs at the teacher's k ids (``s_top`` [N, k])."""
+def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: int, log_tail_tau=None):
+    """The same KL given the student's τ-log-probs at the teacher's k ids (``s_top`` [N, k]).
+
+    ``log_tail_tau`` [N] (bucket only): the teacher's exact log Σ_tail p^(1/τ) when it is known
+    (benchmarks/distill.py measures with it how much of the error is the even-tail assumption)."""
     import torch
 
     if tail_mode not in TAIL_MODES:
@@ -52,7 +55,9 @@ def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: i
         return (t_logp.exp() * (t_logp - s_top)).sum()
     k = logp.shape[-1]
     tail = tail.float().clamp(min=0.0)
-    if vocab > k:
+    if log_tail_tau is not None:
+        log_tail_tau = log_tail_tau.float()
+    elif vocab > k:
         log_tail_tau = math.log(vocab - k) + (torch.log(tail) - math.log(vocab - k)) / tau  # -inf where tail == 0
     else:
         log_tail_tau = torch.full_like(tail, -math.inf)

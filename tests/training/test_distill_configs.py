@@ -50,3 +50,29 @@ def test_pipeline_registers_the_capture_stage_and_trains_distill_configs(tmp_pat
     assert isinstance(get_kind("train").load({"name": "d", "kind": "distill", "output_dir": str(tmp_path / "d"),
                                               "model": {"tiny": {}}, "stages": [{"name": "s", "manifests": ["x"],
                                               "learning_rate": 1e-3, "global_batch_size": 1}]}), TrainConfig)
+
+
+def test_toy_pipeline_wires_teacher_capture_and_both_students(tmp_path):
+    # configs/demo/distill_toy.yaml: the standalone configs' paths equal the pipeline's <root>/<stage>
+    from soaes.pipeline import load_pipeline
+    from training.distill_capture import CaptureConfig
+    from training.config import TrainConfig
+
+    p = load_pipeline(CONFIGS / "demo" / "distill_toy.yaml", root=tmp_path)
+    assert p.order.index("teacher") < p.order.index("logits") < p.order.index("student_kd")
+    c = {n: p.contexts[n].config for n in p.order}
+    assert isinstance(c["logits"], CaptureConfig) and c["logits"].teacher == str(tmp_path / "teacher" / "final")
+    assert isinstance(c["student_kd"], TrainConfig) and c["student_kd"].kind == "distill"
+    assert c["student_kd"].stages[0].manifests == [str(tmp_path / "logits")]
+    sft, kd = c["student_sft"], c["student_kd"]
+    assert sft.model == kd.model and sft.seq_len == kd.seq_len == c["logits"].seq_len
+    assert [s.model_dump(exclude={"manifests", "distill", "split"}) for s in sft.stages] == \
+        [s.model_dump(exclude={"manifests", "distill", "split"}) for s in kd.stages]
+    default = load_pipeline(CONFIGS / "demo" / "distill_toy.yaml")
+    for name, cfg_file in (("teacher", "distill_teacher.yaml"), ("student_sft", "distill_student_sft.yaml")):
+        cfg, _ = load_train_config(CONFIGS / "demo" / cfg_file)
+        assert cfg.output_dir == default.contexts[name].config.output_dir
+    cap, _ = load_capture_config(CONFIGS / "demo" / "distill_capture.yaml")
+    assert cap.teacher == default.contexts["logits"].config.teacher
+    kd_alone, _ = load_train_config(CONFIGS / "demo" / "distill_student_kd.yaml")
+    assert kd_alone.stages[0].manifests == [cap.output_dir] and cap.output_dir == default.contexts["logits"].config.output_dir

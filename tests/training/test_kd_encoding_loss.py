@@ -58,6 +58,34 @@ def test_truncated_topk_bucket_is_exact_at_tau_1_when_the_student_tail_matches()
     assert torch.allclose(got, ref, rtol=1e-5)
 
 
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_bucket_is_the_full_kl_when_both_tails_agree_within_the_tail(tau):
+    # KL_full = KL over (top k, tail) + P_tail · KL(tail conditionals): with the teacher's exact τ-tail
+    # and a student whose tail (but not its top k) is the teacher's shifted, the bucket is the full KL;
+    # with an even teacher tail the default estimate (V−k)·(tail/(V−k))^(1/τ) is that exact τ-tail
+    V, k = 300, 16
+    zt = _logits(V=V, seed=10, scale=3.0)
+    ids, logp, tail = kd_loss.topk_of_logits(zt, k=k)
+    zs = zt.clone() + 0.7
+    zs.scatter_(-1, ids, zt.gather(-1, ids) + _logits(n=zt.shape[0], V=k, seed=11))
+    s_top = torch.log_softmax(zs / tau, -1).gather(-1, ids)
+    full = kd_loss.kl_full_sum(zs, zt, tau)
+    lp = torch.log_softmax(zt, -1)
+    in_top = torch.zeros_like(lp, dtype=torch.bool).scatter_(-1, ids, True)
+    exact = torch.logsumexp(torch.where(in_top, -math.inf, lp / tau), -1)
+    got = kd_loss.kl_from_student_topk(s_top, logp, tail, tau, "bucket", V, log_tail_tau=exact)
+    assert torch.allclose(got, full, rtol=1e-4)
+    estimated = kd_loss.kl_from_student_topk(s_top, logp, tail, tau, "bucket", V)
+    assert torch.allclose(estimated, full, rtol=1e-4) == (tau == 1.0)  # an uneven tail: exact only at τ 1
+    # an even teacher tail (and the student's tail even too): the default estimate is exact at any τ
+    zt_even = torch.where(in_top, zt, torch.full_like(zt, -2.0))
+    zs_even = torch.where(in_top, zs, torch.full_like(zs, -1.0))
+    ids_e, logp_e, tail_e = kd_loss.topk_of_logits(zt_even, k=k)
+    assert torch.equal(ids_e.sort(-1).values, ids.sort(-1).values)
+    got_e = kd_loss.kl_topk_sum(zs_even, ids_e, logp_e, tail_e, tau, "bucket")
+    assert torch.allclose(got_e, kd_loss.kl_full_sum(zs_even, zt_even, tau), rtol=1e-4)
+
+
 def test_varint_round_trip_edges():
     v = np.array([0, 1, 127, 128, 16383, 16384, 2**21 - 1, 2**21, 151664, 2**28 + 5], dtype=np.int64)
     assert np.array_equal(enc.varint_decode(enc.varint_encode(v)), v)
