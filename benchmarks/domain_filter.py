@@ -133,7 +133,7 @@ def main() -> None:
     bench_texts = texts * max(1, 20000 // len(texts))
     tp = {}
     # what DomainFilter runs: featurise a batch + fastText top-2 + P(in) and decisions as arrays
-    tp["ours_classify"] = cpu_rate(lambda ts: model.predict_arrays(model.lines(ts)), bench_texts, args.repeats)
+    tp["ours_classify"] = cpu_rate(lambda ts: model.predict_arrays(model.lines(ts), ts), bench_texts, args.repeats)
     tp["ours_classify_as_objects"] = cpu_rate(lambda ts: model.predict(ts), bench_texts, args.repeats)
     lines = model.lines(bench_texts)
     tp["ours_featurise_only"] = cpu_rate(lambda ts: model.lines(ts), bench_texts, args.repeats)

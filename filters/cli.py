@@ -115,10 +115,14 @@ def train_default(
                                 help="permissive: only the sources that may be redistributed (the shipped model); "
                                      "any: every labelled set, a research model for your own use - do not "
                                      "redistribute it (needs its own --output)"),
+    stack: bool = typer.Option(True, "--stack/--no-stack",
+                               help="combine P(in) with keyword/topic-lexicon evidence (weights fit on the validation "
+                                    "records; filters/domain/stack.py)"),
 ) -> None:
     from .domain.recipe import train_default_model
 
-    _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold, licence=licence))
+    _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold, licence=licence,
+                                   stack=stack))
 
 
 @app.command(help="Label a sample of your own pool with the configured OpenAI-compatible LLM (finance/law/business/"

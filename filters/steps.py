@@ -199,7 +199,7 @@ class DomainFilter(BaseFilter):
 
         # the question decides (answers only when the question is too short to show a topic)
         texts = [domain_text(d.metadata["messages"]) if d.metadata.get("messages") else d.text for d in batch]
-        domains, p_ins, is_ins = m.predict_arrays(m.lines(texts))
+        domains, p_ins, is_ins = m.predict_arrays(m.lines(texts), texts)
         out = []
         for doc, dom, p_in, is_in in zip(batch, domains, p_ins.tolist(), is_ins.tolist()):
             clf_in = is_in and (self.keep_domains is None or dom in self.keep_domains or dom == "in")

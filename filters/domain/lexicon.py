@@ -44,7 +44,9 @@ TASK = """
 
 
 def _alternation(words: list[str]) -> re.Pattern:
-    return re.compile("|".join(sorted(map(re.escape, words), key=len, reverse=True)), re.IGNORECASE)
+    # case variants spelt out instead of re.IGNORECASE, which makes Python's re ~6x slower here
+    forms = {f for w in words for f in (w, w.lower(), w.upper(), w.capitalize())}
+    return re.compile("|".join(sorted(map(re.escape, forms), key=len, reverse=True)))
 
 
 _TOPIC = _alternation(TOPIC)

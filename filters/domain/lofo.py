@@ -9,7 +9,13 @@ Systems, all given the same data and the same threshold rule:
   uni+bigrams of the first 128 Chinese characters/letters), the shipped hyper-parameters;
 * ``ours`` — the default recipe (``RECIPES['ours']``): the same records capped at 3000 per source,
   each also shown in title / question / multiple-choice form (``augment.views``), plus
-  lexicon-prior pseudo-negatives from the unlabelled pools (``families.pseudo_negatives``).
+  lexicon-prior pseudo-negatives from the unlabelled pools (``families.pseudo_negatives``);
+* ``<system>+stack`` — P(in) of that system, keyword hits, topic-lexicon hits and the
+  general-task marker combined by a logistic regression (``stack.py``) fit on the training
+  families' *validation* records (every family × class weighted equally);
+* ``<system>+lex`` — that system followed by cascade stage 2 (``lexicon.lexicon_gate`` on the
+  record's text, P(in) set to 0 where it drops), as ``DomainFilter`` runs by default; its own
+  threshold is chosen like every other system's.
 
 Each model's own threshold maximises the *mean per-family* in-domain F1 on its validation records;
 the reported figures use one threshold per system chosen on the held-out families' dev splits
@@ -166,6 +172,12 @@ def _f1_at(p_in, gold, t: float) -> float:
     return 2 * tp / max(1, 2 * tp + fp + fn)
 
 
+def _gated(p_in: list[float], recs: list[dict]) -> list[float]:
+    from .lexicon import lexicon_gate
+
+    return [p if lexicon_gate(r["text"]) is None else 0.0 for p, r in zip(p_in, recs)]
+
+
 def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw1", "kw2", "fasttext", "ours"),
              families: tuple[str, ...] = FAMILIES, n_boot: int = 1000, log: Callable[[str], None] = print,
              reuse: bool = False, licence: str = "any", **params: Any) -> dict[str, Any]:
@@ -198,7 +210,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                                 "dev": len(dev), "train": len(train_recs), "valid": len(valid_recs)}
         scored[fam] = {"test": test, "dev": dev, "systems": {}}
         for sysname in systems:
-            if sysname.startswith("kw"):
+            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack")):
                 continue
             out = workdir / f"{fam}-{sysname}.bin"
             if reuse and out.exists() and out.with_suffix(".json").exists():
@@ -209,7 +221,28 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 "valid_threshold": model.threshold,
                 "test_p": [p.p_in for p in model.predict([r["text"] for r in test])],
                 "dev_p": [p.p_in for p in model.predict([r["text"] for r in dev])]}
+            if any(s_ == sysname + "+stack" for s_ in systems):
+                scored[fam]["systems"][sysname]["valid_p"] = [p.p_in for p in model.predict([r["text"] for r in valid_recs])]
             log(f"{fam:16s} {sysname:9s} trained (valid threshold {model.threshold})")
+        for sysname in systems:
+            if sysname.endswith("+stack"):  # P(in) and lexicon evidence combined, weights fit on the valid records
+                from . import stack
+
+                base = scored[fam]["systems"][sysname[:-6]]
+                w = stack.fit(base["valid_p"], [r["text"] for r in valid_recs],
+                              [r["label"] in IN_LABELS for r in valid_recs], [r["family"] for r in valid_recs])
+                scored[fam]["systems"][sysname] = {
+                    "valid_threshold": base["valid_threshold"], "weights": w,
+                    "test_p": stack.apply(w, base["test_p"], [r["text"] for r in test]).tolist(),
+                    "dev_p": stack.apply(w, base["dev_p"], [r["text"] for r in dev]).tolist()}
+                log(f"{fam:16s} {sysname:9s} weights {[round(x, 2) for x in w]}")
+            if sysname.endswith("+lex"):  # the cascade: the base model's P(in), 0 where stage 2 drops
+                base = scored[fam]["systems"].get(sysname[:-4])
+                if base is None:
+                    raise ValueError(f"system {sysname} needs its base system {sysname[:-4]} in the run")
+                scored[fam]["systems"][sysname] = {
+                    "valid_threshold": base["valid_threshold"],
+                    "test_p": _gated(base["test_p"], test), "dev_p": _gated(base["dev_p"], dev)}
     grid = [k / 100 for k in range(5, 96)]
     for sysname in systems:
         if sysname.startswith("kw"):

@@ -63,8 +63,17 @@ class DomainModel:
     def labels(self) -> list[str]:
         return list(self.info["labels"])
 
-    def predict_arrays(self, lines: list[str]):
+    @property
+    def stack(self) -> list[float] | None:
+        """Stacking weights (``stack.py``) when the sidecar has them: P(in) is then the stacked score."""
+        st = self.info.get("stack")
+        return st["weights"] if st else None
+
+    def predict_arrays(self, lines: list[str], texts: list[str] | None = None):
         """(domain labels, P(in) array, is-in array) for featurised lines (each ending in a newline).
+
+        A stacked model (sidecar ``stack``) needs the raw ``texts`` too: its P(in) combines
+        fastText's with lexicon evidence from the text, and its threshold applies to that.
 
         fastText is asked for the top ``n_labels - 1`` labels: the negative label is either among
         them or the one left out, whose probability is 1 - the sum of the others — exact either
@@ -90,6 +99,12 @@ class DomainModel:
         absent = pos == k
         p_neg = np.where(absent, 1.0 - P.sum(axis=1), P[np.arange(n), np.minimum(pos, k - 1)])
         p_in = np.clip(1.0 - p_neg, 0.0, 1.0)
+        if self.stack is not None:
+            if texts is None:
+                raise ValueError("a stacked domain model needs the texts: predict_arrays(lines, texts)")
+            from .stack import apply
+
+            p_in = apply(self.stack, p_in, texts)
         is_in = p_in >= self.threshold
         neg_name = "out" if binary_model else "other"
         if binary_model:
@@ -103,13 +118,13 @@ class DomainModel:
                    for t, ps, i in zip(tops, pos.tolist(), is_in.tolist())]
         return dom, p_in, is_in
 
-    def predict_lines(self, lines: list[str]) -> list[Prediction]:
-        dom, p_in, is_in = self.predict_arrays(lines)
+    def predict_lines(self, lines: list[str], texts: list[str] | None = None) -> list[Prediction]:
+        dom, p_in, is_in = self.predict_arrays(lines, texts)
         return [Prediction(d if i else ("out" if d == "out" else "other"), float(p), bool(i), d)
                 for d, p, i in zip(dom, p_in, is_in)]
 
-    def predict_features(self, feats: list[str]) -> list[Prediction]:
-        return self.predict_lines([f + "\n" for f in feats])
+    def predict_features(self, feats: list[str], texts: list[str] | None = None) -> list[Prediction]:
+        return self.predict_lines([f + "\n" for f in feats], texts)
 
     def lines(self, texts: list[str]) -> list[str]:
         if self.features == "char":
@@ -118,5 +133,13 @@ class DomainModel:
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         if self.features == "char":
-            return self.predict_lines(featurise_lines(texts, self.max_chars))
-        return self.predict_features(featurise_many(texts, self.features, self.max_chars))
+            return self.predict_lines(featurise_lines(texts, self.max_chars), texts)
+        return self.predict_features(featurise_many(texts, self.features, self.max_chars), texts)
+
+    def raw_p_in(self, texts: list[str]):
+        """fastText's own P(in), before stacking (what the stacking weights are fit on)."""
+        saved, self.info = self.info, {k: v for k, v in self.info.items() if k != "stack"}
+        try:
+            return self.predict_arrays(self.lines(texts))[1]
+        finally:
+            self.info = saved

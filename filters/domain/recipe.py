@@ -45,7 +45,7 @@ LICENCE_NOTES = {
 
 def train_default_model(data: str | Path, output: str | Path | None = None, threshold_from: str | Path | None = None,
                         threshold: float | None = None, recipe: str = "ours", licence: str = "permissive",
-                        **overrides: Any) -> dict[str, Any]:
+                        stack: bool = True, **overrides: Any) -> dict[str, Any]:
     from corpora_manifests.errors import UserError
 
     from .families import in_valid, iter_family_records, iter_unlabelled, pseudo_negatives
@@ -66,6 +66,18 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
     model = fit(recipe, train_recs, valid_recs, output, **overrides)
     side = model.info
     rule = "mean per-family validation F1 (in-distribution)"
+    system = recipe
+    if stack:  # stacking weights (stack.py) fit on the validation records; the threshold then applies to the stacked score
+        from . import stack as stacking
+
+        texts = [r["text"] for r in valid_recs]
+        w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
+                         [r["family"] for r in valid_recs])
+        side["stack"] = {"weights": w, "features": list(stacking.FEATURES),
+                         "fit_on": "validation records of every family, each family x class weighted equally"}
+        model.info = side
+        system = recipe + "+stack"
+        side["threshold"] = model.threshold = 0.5 if not threshold_from and threshold is None else model.threshold
     if threshold_from:
         p = Path(threshold_from)
         if not p.exists():
@@ -74,9 +86,9 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         if lofo.get("licence", "any") != licence:  # a threshold tuned for models trained on other data
             raise UserError(f"{p} was run with --licence {lofo.get('licence', 'any')}, not {licence}: "
                             f"run benchmarks/domain_lofo.py --licence {licence} --json {p}")
-        t = lofo.get("thresholds", {}).get(recipe)
+        t = lofo.get("thresholds", {}).get(system)
         if not t:
-            raise UserError(f"{p} has no threshold for recipe {recipe!r}")
+            raise UserError(f"{p} has no threshold for system {system!r} (run it with --systems ...,{system})")
         threshold, rule = float(t["threshold"]), f"leave-one-family-out dev splits ({p.name}: mean dev F1 {t['mean_dev_f1']})"
     if threshold is not None:
         side["threshold"] = float(threshold)

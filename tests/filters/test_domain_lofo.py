@@ -86,9 +86,9 @@ def test_keyword_baseline_counts_hits():
 def test_leave_one_family_out_on_fixtures(fixtures_dir, tmp_path):
     recs = fixture_families(fixtures_dir)
     logs = []
-    res = run_lofo(recs, tmp_path, systems=("kw1", "ours"), families=("statutes", "exam"), n_boot=200,
+    res = run_lofo(recs, tmp_path, systems=("kw1", "ours", "ours+lex"), families=("statutes", "exam"), n_boot=200,
                    log=logs.append, dim=8, epoch=5, bucket=20_000, min_count=1)
-    assert set(res["families"]) == {"statutes", "exam"} and len(logs) == 6
+    assert set(res["families"]) == {"statutes", "exam"} and len(logs) == 8
     for fam, row in res["families"].items():
         sz = res["sizes"][fam]
         assert sz["test"] + sz["dev"] == sum(r["family"] == fam for r in recs)
@@ -98,3 +98,9 @@ def test_leave_one_family_out_on_fixtures(fixtures_dir, tmp_path):
     # trained without any statute, the model still tells statute articles from BELLE seed tasks
     assert res["families"]["statutes"]["ours"]["f1"] >= 0.6, res["families"]["statutes"]["ours"]
     assert "| statutes |" in markdown_table(res, ("kw1", "ours"))
+    # the cascade only ever removes: at one threshold it keeps a subset of what its base model keeps
+    for fam in ("statutes", "exam"):
+        base, lex = res["families"][fam]["ours"], res["families"][fam]["ours+lex"]
+        if lex["threshold"] == base["threshold"]:
+            assert lex["recall"] <= base["recall"]
+        assert lex["n"] == base["n"]
