@@ -210,7 +210,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                                 "dev": len(dev), "train": len(train_recs), "valid": len(valid_recs)}
         scored[fam] = {"test": test, "dev": dev, "systems": {}}
         for sysname in systems:
-            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack")):
+            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack", "+stack2")):
                 continue
             out = workdir / f"{fam}-{sysname}.bin"
             if reuse and out.exists() and out.with_suffix(".json").exists():
@@ -221,7 +221,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 "valid_threshold": model.threshold,
                 "test_p": [p.p_in for p in model.predict([r["text"] for r in test])],
                 "dev_p": [p.p_in for p in model.predict([r["text"] for r in dev])]}
-            if any(s_ == sysname + "+stack" for s_ in systems):
+            if any(s_ in (sysname + "+stack", sysname + "+stack2") for s_ in systems):
                 scored[fam]["systems"][sysname]["valid_p"] = [p.p_in for p in model.predict([r["text"] for r in valid_recs])]
             log(f"{fam:16s} {sysname:9s} trained (valid threshold {model.threshold})")
         for sysname in systems:
@@ -243,6 +243,9 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 scored[fam]["systems"][sysname] = {
                     "valid_threshold": base["valid_threshold"],
                     "test_p": _gated(base["test_p"], test), "dev_p": _gated(base["dev_p"], dev)}
+    for sysname in systems:
+        if sysname.endswith("+stack2"):  # v2: valid records + the OTHER families' out-of-family dev rows
+            _stack2(sysname, scored, records, licence, result, log)
     grid = [k / 100 for k in range(5, 96)]
     for sysname in systems:
         if sysname.startswith("kw"):
@@ -278,6 +281,8 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 m["threshold"] = thr
                 m["valid_threshold"] = vt
                 m["f1_at_valid_threshold"] = round(_f1_at(sc["systems"][sysname]["test_p"], gold, vt), 4)
+                if "weights" in sc["systems"][sysname]:
+                    m["weights"] = sc["systems"][sysname]["weights"]
             by_src: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for r, g, p in zip(test, gold, pred):
                 by_src[f"{r['source']}:{'in' if g else 'out'}"][0] += int(g == p)
@@ -289,6 +294,32 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 + (f" thr {thr} (valid-thr F1 {m['f1_at_valid_threshold']:.3f})" if thr is not None else ""))
         result["families"][fam] = row
     return result
+
+
+def _stack2(sysname: str, scored: dict, records: list[dict], licence: str, result: dict, log) -> None:
+    """Stacking v2 (``stack.py``) for every held-out family F: weights fit on F's training families'
+    validation records plus the dev rows of every *other* held-out family, each scored by the model
+    that never saw it; F's own records (dev or test) never enter F's weights. The rows of all
+    families (``result['stack_rows'][base]``) are what ``train-default`` fits the shipped weights on."""
+    from . import stack
+    from .licences import select
+
+    base = sysname[: -len("+stack2")]
+    rows = {fam: stack.aggregate_rows(fam, sc["systems"][base]["dev_p"], [r["text"] for r in sc["dev"]],
+                                      [r["label"] in IN_LABELS for r in sc["dev"]]) for fam, sc in scored.items()}
+    result.setdefault("stack_rows", {})[base] = [r for fam in rows for r in rows[fam]]
+    for fam, sc in scored.items():
+        rest = select([r for r in records if r["family"] != fam], licence)
+        valid_recs = [r for r in rest if in_valid(r["id"])]
+        b = sc["systems"][base]
+        w = stack.fit(b["valid_p"], [r["text"] for r in valid_recs], [r["label"] in IN_LABELS for r in valid_recs],
+                      [r["family"] for r in valid_recs], names=stack.FEATURES_V2,
+                      rows=[r for f, rs in rows.items() if f != fam for r in rs])
+        sc["systems"][sysname] = {
+            "valid_threshold": b["valid_threshold"], "weights": w,
+            "test_p": stack.apply(w, b["test_p"], [r["text"] for r in sc["test"]], stack.FEATURES_V2).tolist(),
+            "dev_p": stack.apply(w, b["dev_p"], [r["text"] for r in sc["dev"]], stack.FEATURES_V2).tolist()}
+        log(f"{fam:16s} {sysname:9s} weights {[round(x, 2) for x in w]}")
 
 
 def markdown_table(result: dict[str, Any], systems: tuple[str, ...] = ("kw1", "kw2", "fasttext", "ours")) -> str:

@@ -102,9 +102,9 @@ class DomainModel:
         if self.stack is not None:
             if texts is None:
                 raise ValueError("a stacked domain model needs the texts: predict_arrays(lines, texts)")
-            from .stack import apply
+            from .stack import FEATURES, apply
 
-            p_in = apply(self.stack, p_in, texts)
+            p_in = apply(self.stack, p_in, texts, tuple(self.info["stack"].get("features", FEATURES)))
         is_in = p_in >= self.threshold
         neg_name = "out" if binary_model else "other"
         if binary_model:

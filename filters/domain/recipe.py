@@ -63,21 +63,7 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
                      licence)
     train_recs = [r for r in records if not in_valid(r["id"])]
     valid_recs = [r for r in records if in_valid(r["id"]) and r["family"] != "pool_pseudo"]
-    model = fit(recipe, train_recs, valid_recs, output, **overrides)
-    side = model.info
-    rule = "mean per-family validation F1 (in-distribution)"
-    system = recipe
-    if stack:  # stacking weights (stack.py) fit on the validation records; the threshold then applies to the stacked score
-        from . import stack as stacking
-
-        texts = [r["text"] for r in valid_recs]
-        w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
-                         [r["family"] for r in valid_recs])
-        side["stack"] = {"weights": w, "features": list(stacking.FEATURES),
-                         "fit_on": "validation records of every family, each family x class weighted equally"}
-        model.info = side
-        system = recipe + "+stack"
-        side["threshold"] = model.threshold = 0.5 if not threshold_from and threshold is None else model.threshold
+    lofo = None
     if threshold_from:
         p = Path(threshold_from)
         if not p.exists():
@@ -86,6 +72,26 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         if lofo.get("licence", "any") != licence:  # a threshold tuned for models trained on other data
             raise UserError(f"{p} was run with --licence {lofo.get('licence', 'any')}, not {licence}: "
                             f"run benchmarks/domain_lofo.py --licence {licence} --json {p}")
+    model = fit(recipe, train_recs, valid_recs, output, **overrides)
+    side = model.info
+    rule = "mean per-family validation F1 (in-distribution)"
+    system = recipe
+    if stack:  # stacking weights (stack.py); the threshold then applies to the stacked score
+        from . import stack as stacking
+
+        texts = [r["text"] for r in valid_recs]
+        rows = (lofo or {}).get("stack_rows", {}).get(recipe)
+        names = stacking.FEATURES_V2 if rows else stacking.FEATURES
+        w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
+                         [r["family"] for r in valid_recs], names=names, rows=rows)
+        side["stack"] = {"weights": w, "features": list(names), "fit_on": (
+            "validation records of every family plus the out-of-family dev rows of every held-out family "
+            f"({Path(threshold_from).name}: each scored by the model that never saw it), each group x class "
+            "weighted equally" if rows else "validation records of every family, each family x class weighted equally")}
+        model.info = side
+        system = recipe + ("+stack2" if rows else "+stack")
+        side["threshold"] = model.threshold = 0.5 if not threshold_from and threshold is None else model.threshold
+    if lofo is not None:
         t = lofo.get("thresholds", {}).get(system)
         if not t:
             raise UserError(f"{p} has no threshold for system {system!r} (run it with --systems ...,{system})")

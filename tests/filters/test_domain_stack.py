@@ -41,3 +41,40 @@ def test_stacked_model_scores_with_the_texts(tiny_model, tmp_path):
     assert np.allclose(stacked.raw_p_in(texts), p_raw)
     with pytest.raises(ValueError):
         stacked.predict_arrays(stacked.lines(texts))  # the stacked score needs the texts
+
+
+def test_v2_features_use_the_logit_and_rows_weigh_by_count():
+    row = stack.features([0.5, 0.9], ["用三个词形容天空", "银行贷款利率"], stack.FEATURES_V2)
+    assert row[0].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert abs(row[1, 1] - np.log(9) / 4) < 1e-9 and row[1, 2] > 0
+    texts = IN * 20 + OUT * 20
+    gold = [True] * 100 + [False] * 100
+    p = [0.6] * 200
+    rows = stack.aggregate_rows("fam", p, texts, gold)
+    assert sum(r[-1] for r in rows) == 200 and len(rows) <= 10  # identical records merged into one row
+    # aggregated rows fit the same weights as the records they stand for (same cells, same counts)
+    w_rows = stack.fit([], [], [], [], names=stack.FEATURES_V2, rows=rows)
+    w_recs = stack.fit(p, texts, gold, ["fam"] * 200, names=stack.FEATURES_V2)
+    assert np.allclose(w_rows, w_recs, atol=1e-3)
+    # out-of-family rows where P(in) is confidently wrong teach the fit not to trust it
+    liar = [["f", True, -2.0, 0, 0, 0, 100], ["f", False, 2.0, 0, 0, 0, 100]]
+    w_liar = stack.fit([0.99] * 100 + [0.01] * 100, texts, gold, ["g"] * 200, names=stack.FEATURES_V2, rows=liar)
+    w_alone = stack.fit([0.99] * 100 + [0.01] * 100, texts, gold, ["g"] * 200, names=stack.FEATURES_V2)
+    assert w_liar[1] < w_alone[1]
+    with pytest.raises(ValueError):
+        stack.fit(p, texts, gold, ["g"] * 200, rows=rows)  # v1 features cannot take logit rows
+
+
+def test_v2_stacked_model_scores_with_its_feature_list(tiny_model, tmp_path):
+    m_path = tmp_path / "stacked2.bin"
+    shutil.copy(tiny_model, m_path)
+    side = json.loads(sidecar_path(tiny_model).read_text(encoding="utf-8"))
+    w = [-1.0, 1.0, 2.0, 2.0, -1.0]
+    side["stack"] = {"weights": w, "features": list(stack.FEATURES_V2)}
+    sidecar_path(m_path).write_text(json.dumps(side, ensure_ascii=False), encoding="utf-8")
+    raw, stacked = DomainModel(tiny_model), DomainModel(m_path)
+    texts = IN + OUT
+    p_raw = raw.predict_arrays(raw.lines(texts))[1]
+    got = np.array([p.p_in for p in stacked.predict(texts)])
+    assert np.allclose(got, stack.apply(w, p_raw, texts, stack.FEATURES_V2))
+    assert not np.allclose(got, stack.apply(w, p_raw, texts))  # the v1 formula would score differently
