@@ -81,7 +81,14 @@ def main() -> None:
     md = markdown_table(res, systems)
     print(md)
     if args.json:
-        Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=2), encoding="utf-8")
+        rows = res.pop("stack_rows", None)
+        text = json.dumps(res, ensure_ascii=False, indent=2)
+        if rows:  # thousands of short rows: one per line, not one number per line
+            body = ",\n".join(f'  "{base}": [\n' + ",\n".join("    " + json.dumps(r, ensure_ascii=False) for r in rs)
+                               + "\n  ]" for base, rs in rows.items())
+            text = text[:-2] + ',\n  "stack_rows": {\n' + body + "\n  }\n}"
+        json.loads(text)  # still one valid JSON document
+        Path(args.json).write_text(text, encoding="utf-8")
     if args.md:
         Path(args.md).write_text(md + "\n", encoding="utf-8")
 
