@@ -14,6 +14,9 @@ into ``benchmarks/domain_pool/labels.jsonl`` (the texts stay in the git-ignored 
 ``--lexicon-min-hits`` (default 1, as ``DomainFilter``) applies cascade stage 2
 (``filters/domain/lexicon.py``); ``--out DIR`` chooses the sample directory; ``--exclude-labelled
 LABELS.jsonl`` keeps records labelled before (validation) out of a new sample.
+``census`` (``census --threshold T LABELS.jsonl …``): how many of the records kept now carry a hand
+label in any of the given label files, and their precision (a near-census when earlier samples
+cover most of the kept set; labels used to choose the threshold flatter it).
 ``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
 intervals, and the implied recall on the pool.
 """
@@ -51,18 +54,14 @@ def pool(data: Path):
                 yield name, s
 
 
-def sample(args) -> None:
+def decide(args):
+    """The pool's Chinese records, the model's predictions and DomainFilter's keep decision."""
     from filters.domain.model import DomainModel
     from filters.langid import LanguageIdentifier
     from filters.text import domain_text
 
     from filters.domain.lexicon import lexicon_gate, request_text
 
-    out_dir = Path(args.out)
-    # records labelled earlier (validation: the cascade's rule was chosen on them) are never re-drawn
-    exclude = set()
-    for f in args.exclude_labelled or []:
-        exclude |= {json.loads(l)["id"] for l in Path(f).open(encoding="utf-8")}
     model = DomainModel(args.model, args.threshold)
     cache = Path(args.lang_cache) if args.lang_cache else None
     zh = set(json.loads(cache.read_text())) if cache and cache.exists() else None
@@ -82,6 +81,39 @@ def sample(args) -> None:
     # exactly DomainFilter's decision: the classifier, then (if on) the lexicon stage on the request
     keep = [p.is_in and (args.lexicon_min_hits == 0 or lexicon_gate(request_text(s.messages), args.lexicon_min_hits) is None)
             for (_, s, _), p in zip(recs, preds)]
+    return model, recs, preds, keep, counts
+
+
+def census(args) -> None:
+    """Every kept record that carries a hand label in any of the LABELS files (first label wins):
+    with enough earlier samples the kept set is (nearly) fully labelled, and its precision needs no
+    sampling — but labels used to choose the threshold flatter it; the fresh sample is the unbiased part."""
+    _, recs, preds, keep, counts = decide(args)
+    kept = {s.id for (_, s, _), k in zip(recs, keep) if k}
+    lab: dict[str, tuple[str, str]] = {}
+    for f in args.labels:
+        for line in Path(f).open(encoding="utf-8"):
+            r = json.loads(line)
+            lab.setdefault(r["id"], (r["label"], Path(f).parent.name))
+    by: dict[str, list[int]] = {}
+    for i in kept:
+        if i in lab:
+            c = by.setdefault(lab[i][1], [0, 0])
+            c[0] += lab[i][0] == "in"
+            c[1] += 1
+    k_in, k_n = sum(c[0] for c in by.values()), sum(c[1] for c in by.values())
+    print(json.dumps({"kept": len(kept), "labelled": k_n, "in": k_in, "precision_of_labelled": round(k_in / max(1, k_n), 4),
+                      "ci95": wilson(k_in, k_n), "by_sample": {d: {"n": n, "in": i} for d, (i, n) in sorted(by.items())},
+                      "threshold": args.threshold}, indent=2))
+
+
+def sample(args) -> None:
+    out_dir = Path(args.out)
+    # records labelled earlier (validation: the cascade's rule was chosen on them) are never re-drawn
+    exclude = set()
+    for f in args.exclude_labelled or []:
+        exclude |= {json.loads(l)["id"] for l in Path(f).open(encoding="utf-8")}
+    model, recs, preds, keep, counts = decide(args)
     kept = [(r, p) for r, p, k in zip(recs, preds, keep) if k]
     dropped = [(r, p) for r, p, k in zip(recs, preds, keep) if not k]
     counts.update(chinese=len(recs), kept=len(kept), dropped=len(dropped), classifier_kept=sum(p.is_in for p in preds))
@@ -158,8 +190,12 @@ def main() -> None:
     s.add_argument("--out", default=str(OUT), help="sample directory")
     sc = sub.add_parser("score")
     sc.add_argument("--out", default=str(OUT), help="sample directory")
+    ce = sub.add_parser("census", help="precision of the kept records that carry a hand label in any LABELS file")
+    for a in ("--data", "--model", "--threshold", "--lang-cache", "--lexicon-min-hits"):
+        ce._add_action(next(x for x in s._actions if a in x.option_strings))
+    ce.add_argument("labels", nargs="+", help="labels.jsonl files (earlier ones first)")
     args = ap.parse_args()
-    {"sample": sample, "score": score}[args.cmd](args)
+    {"sample": sample, "score": score, "census": census}[args.cmd](args)
 
 
 if __name__ == "__main__":
