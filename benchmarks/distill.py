@@ -18,7 +18,7 @@ fixtures (sft_stage1 + sft_stage2 train), tokenised as training does.
   README quotes ~300 B/token, the formula gives 344 B at k = 128, d = 151,936). Its fidelity is
   measured on our reimplementation of the documented scheme (exact top 16, the rest of the sorted
   log-prob curve fitted by least squares on those terms of the rank), not on its code.
-- KD-loss error: |L_stored − L_full| / L_full for the paper's loss (α 0.5, τ 2) with the student's
+- KD-loss error: |L_stored − L_full| / L_full for the paper's loss (α 0.5, τ 2; `--tau` for others) with each student's
   logits, for both tail treatments, and the same for the KL term alone; L_full uses the teacher's
   full-vocabulary logits.
 - Teacher sharpness: mean over positions of the teacher's probability mass inside its top k at
@@ -67,7 +67,25 @@ def distillkit_like(logp_sorted: np.ndarray, exact_k: int = 16) -> np.ndarray:
     return out
 
 
-def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax: int, limit: int | None = None):
+def even_kl(s_top, s_sum, logp, tail, tau: float, vocab: int) -> float:
+    """Σ over positions of the top-k KL whose tail term assumes the teacher's tail even over the V−k ids."""
+    k = logp.shape[1]
+    t = logp.astype(np.float64) / tau
+    with np.errstate(divide="ignore"):
+        log_tail_tau = math.log(vocab - k) + (np.log(tail.astype(np.float64)) - math.log(vocab - k)) / tau
+    both = np.concatenate([t, log_tail_tau[:, None]], 1)
+    m = both.max(1, keepdims=True)
+    z = m + np.log(np.exp(both - m).sum(1, keepdims=True))
+    t_logp = t - z
+    p_tail = np.exp(log_tail_tau - z[:, 0])
+    s_top = s_top.astype(np.float64)
+    mean_tail = (s_sum - s_top.sum(1)) / (vocab - k)
+    tail_term = np.where(p_tail > 0, p_tail * (np.log(np.maximum(p_tail, 1e-300)) - math.log(vocab - k) - mean_tail), 0.0)
+    return float((np.exp(t_logp) * (t_logp - s_top)).sum() + tail_term.sum())
+
+
+def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax: int, limit: int | None = None,
+            tau: float = 2.0):
     """Per supervised position: teacher top-kmax (ids, logp, tail) and full-vocabulary KD references."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -103,16 +121,19 @@ def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax:
             # the teacher's τ-2 probabilities at its top ids (same order: softmax(z/τ) is monotone in z)
             # and log Σ_v p_v^(1/τ) over the whole vocabulary (for the exact τ-tail of the oracle rows)
             lp = torch.log_softmax(zt[:, :n_real], -1)
-            t2.append((torch.log_softmax(zt[:, :n_real] / 2.0, -1).gather(-1, top_ids).exp().numpy(),
-                       torch.logsumexp(lp / 2.0, -1).double().numpy()))
+            t2.append((torch.log_softmax(zt[:, :n_real] / tau, -1).gather(-1, top_ids).exp().numpy(),
+                       torch.logsumexp(lp / tau, -1).double().numpy()))
             del lp
             for n, student in students.items():
                 zs = student(x).logits[0, p].float()
                 ce = kd_loss.ce_sum(zs, targets, n_real)
-                kl_full = kd_loss.kl_full_sum(zs, zt, 2.0, n_real)
+                kl_full = kd_loss.kl_full_sum(zs, zt, tau, n_real)
                 # the student's τ-log-probs at the teacher's top-kmax ids: every encoding stores a subset of them
-                s_top = torch.log_softmax(zs[:, :n_real] / 2.0, -1).gather(-1, top_ids)
-                refs[n].append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full)})
+                s_all = torch.log_softmax(zs[:, :n_real] / tau, -1)
+                s_top = s_all.gather(-1, top_ids)
+                refs[n].append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full),
+                                "s_sum": s_all.double().sum(-1).numpy()})  # Σ_v log q_v^τ (the "even" diagnostic)
+                del s_all
     return rows, refs, t2, n_real, int(teacher.config.vocab_size)
 
 
@@ -130,27 +151,31 @@ def run(args) -> dict:
     toy = Path(args.toy)
     teacher = Path(args.teacher) if args.teacher else toy / "teacher" / "final"
     students = {n: toy / n / "final" for n in args.students}
-    rows, refs, t2, n_real, vocab_rows = collect(teacher, students, work / "cache", max(args.ks), args.limit)
+    tau = args.tau
+    rows, refs, t2, n_real, vocab_rows = collect(teacher, students, work / "cache", max(args.ks), args.limit, tau)
     n_pos = sum(len(r[2]) for r in rows)
-    result = {"positions": n_pos, "samples": len(rows), "teacher_vocab_rows": vocab_rows, "tokenizer_ids": n_real,
+    result = {"tau": tau, "alpha": 0.5, "positions": n_pos, "samples": len(rows), "teacher_vocab_rows": vocab_rows, "tokenizer_ids": n_real,
               "teacher": str(teacher), "students": {n: str(d) for n, d in students.items()},
               "fp16_full_bytes": 2 * vocab_rows, "fp16_full_bytes_72b": 2 * 152064, "full": {}, "sharpness": [],
               "rows": []}
     for n, rs in refs.items():
-        result["full"][n] = {"loss": sum(0.5 * 4 * r["kl_full"] + 0.5 * r["ce"] for r in rs) / n_pos,
+        result["full"][n] = {"loss": sum(0.5 * tau * tau * r["kl_full"] + 0.5 * r["ce"] for r in rs) / n_pos,
                              "kl": sum(r["kl_full"] for r in rs) / n_pos, "ce": sum(r["ce"] for r in rs) / n_pos}
     for k in args.ks:
         m1 = np.concatenate([np.exp(lp[:, :k].astype(np.float64)).sum(1) for _, lp, _ in rows])
         m2 = np.concatenate([p[:, :k].astype(np.float64).sum(1) for p, _ in t2])
         result["sharpness"].append({"k": k, "top_mass_tau1_mean": float(m1.mean()), "top_mass_tau1_median": float(np.median(m1)),
-                                    "top_mass_tau2_mean": float(m2.mean()), "top_mass_tau2_median": float(np.median(m2))})
+                                    "top_mass_tau_mean": float(m2.mean()), "top_mass_tau_median": float(np.median(m2))})
         print(json.dumps(result["sharpness"][-1]), flush=True)
     for k in args.ks:
         for name in list(enc.ENCODINGS) + ["distillkit"]:
             recs, stream = [], 0
             # "bucket_exact": the bucket with the teacher's true τ-tail instead of the even-tail estimate
             # (an oracle, for the raw encoding only: it says which part of the bucket's error is that estimate)
-            modes = list(kd_loss.TAIL_MODES) + (["bucket_exact"] if name == "raw" else [])
+            # "even": a diagnostic, not a training mode: the teacher's tail taken as spread evenly over the
+            # other V−k ids *inside* the tail too, so the tail term is P_tail·(log P_tail − log(V−k) − mean_tail log q)
+            # against the student's own tail log-probs (needs the student's full logits, as training has)
+            modes = list(kd_loss.TAIL_MODES) + (["bucket_exact", "even"] if name == "raw" else [])
             L = {n: {m: 0.0 for m in modes} for n in refs}
             KL = {n: {m: 0.0 for m in modes} for n in refs}
             for i, (ids, lp, tail) in enumerate(rows):
@@ -174,16 +199,21 @@ def run(args) -> dict:
                     if order is not None:
                         s_top = np.take_along_axis(s_top, order, 1)
                     for mode in modes:
+                        if mode == "even":
+                            kl = even_kl(s_top, ref["s_sum"], dec.logp, dec.tail, tau, n_real)
+                            KL[n][mode] += kl
+                            L[n][mode] += 0.5 * tau * tau * kl + 0.5 * ref["ce"]
+                            continue
                         exact = None
                         if mode == "bucket_exact":
                             p2, lse2 = t2[i]
                             rest = np.clip(1.0 - p2[:, :k].astype(np.float64).sum(1), 0.0, 1.0)
                             exact = torch.from_numpy(lse2 + np.log(rest))
                         kl = float(kd_loss.kl_from_student_topk(torch.from_numpy(s_top), torch.from_numpy(dec.logp),
-                                                                torch.from_numpy(dec.tail), 2.0, mode.split("_")[0],
+                                                                torch.from_numpy(dec.tail), tau, mode.split("_")[0],
                                                                 n_real, log_tail_tau=exact))
                         KL[n][mode] += kl
-                        L[n][mode] += 0.5 * 4 * kl + 0.5 * ref["ce"]
+                        L[n][mode] += 0.5 * tau * tau * kl + 0.5 * ref["ce"]
             if name == "distillkit":
                 size = distillkit_bytes(k, vocab_rows)
                 how = "config bit accounting (fixed-size rows, before parquet)"
@@ -232,6 +262,7 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher", default=None, help="teacher model dir (default TOY/teacher/final)")
     ap.add_argument("--students", nargs="+", default=["student_sft", "student_kd"],
                     help="student runs under TOY whose logits the KD loss is evaluated with")
+    ap.add_argument("--tau", type=float, default=2.0, help="the loss's temperature (the paper: 2)")
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--work", default="/tmp/distill_bench")
     ap.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick check)")
@@ -241,10 +272,10 @@ def main(argv=None) -> int:
     res = run(a)
     print(f"\npositions {res['positions']}  full fp16 {res['fp16_full_bytes']} B/position  "
           f"(72B vocabulary: {res['fp16_full_bytes_72b']})  full-vocabulary loss/KL/CE per position: {res['full']}")
-    print("| k | teacher top-k mass τ=1 (mean / median) | τ=2 (mean / median) |\n|---|---|---|")
+    print(f"| k | teacher top-k mass τ=1 (mean / median) | τ={res['tau']:g} (mean / median) |\n|---|---|---|")
     for r in res["sharpness"]:
         print(f"| {r['k']} | {r['top_mass_tau1_mean']:.2%} / {r['top_mass_tau1_median']:.2%} | "
-              f"{r['top_mass_tau2_mean']:.2%} / {r['top_mass_tau2_median']:.2%} |")
+              f"{r['top_mass_tau_mean']:.2%} / {r['top_mass_tau_median']:.2%} |")
     for n in res["full"]:
         print(f"\nstudent {n}: relative error vs full vocabulary")
         print("| k | encoding | B/position on disk | B/position before zstd | vs fp16 full | loss err (bucket) | "
@@ -256,7 +287,8 @@ def main(argv=None) -> int:
                   f"{r[n + '_loss_rel_err_bucket']:.3%} | {r[n + '_loss_rel_err_renormalize']:.3%} | "
                   f"{r[n + '_kl_rel_err_bucket']:.3%} | {r[n + '_kl_rel_err_renormalize']:.3%} |"
                   + (f" oracle exact τ-tail: loss {r[n + '_loss_rel_err_bucket_exact']:.3%}, "
-                     f"KL {r[n + '_kl_rel_err_bucket_exact']:.3%}" if n + "_kl_rel_err_bucket_exact" in r else ""))
+                     f"KL {r[n + '_kl_rel_err_bucket_exact']:.3%}; even tail: loss {r[n + '_loss_rel_err_even']:.3%}, "
+                     f"KL {r[n + '_kl_rel_err_even']:.3%}" if n + "_kl_rel_err_bucket_exact" in r else ""))
     print(f"capture: {res['capture']}")
     print(f"machine: {res['machine']}")
     if a.json:
