@@ -124,6 +124,10 @@ class ShardWriter:
         if self.tokens_column:
             col = table.column(self.tokens_column)
             self._tokens += int(pa.compute.sum(col).as_py() or 0)
+        del table
+        # Arrow's default pool (mimalloc) keeps the freed row-group buffers; without handing them back
+        # a long run's RSS grew with the input (3 GB JSONL extract: 2.1 GB peak).
+        pa.default_memory_pool().release_unused()
         if self._raw_bytes * self._ratio >= self.target_bytes:
             self._finish_shard()
 
