@@ -30,10 +30,10 @@ STUDENTS = ("student_sft", "student_kd")
 FIX = REPO / "tests/fixtures/training"
 
 
-def soaes(*args: str) -> None:
+def soaes(*args: str, check: bool = True) -> int:
     cmd = [sys.executable, "-c", "from soaes.cli import main; main()", *args]
     print("$ soaes " + " ".join(args), flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(cmd, cwd=REPO, check=check, env={**os.environ, "PYTHONPATH": str(REPO)}).returncode
 
 
 def run_summary(run: Path) -> dict:
@@ -124,9 +124,12 @@ def specbench(out: Path, n: str, max_new_tokens: int, limit: int) -> dict:
         dest = out / "specbench" / s
         soaes("eval", "specbench", "--target", str(out / "teacher" / "final"), "--draft", str(out / s / "final"),
               "--data", str(FIX / "sft_stage2"), "--split", "validation", "--n", n,
-              "--max-new-tokens", str(max_new_tokens), "--limit", str(limit), "-o", str(dest), "-q")
+              "--max-new-tokens", str(max_new_tokens), "--limit", str(limit), "-o", str(dest), "-q",
+              check=False)  # exit 1 = a self-check failed: recorded (trustworthy false), not fatal
         sb = json.loads((dest / "specbench.json").read_text())
         res[s] = {"trustworthy": sb["trustworthy"],
+                  "failed_checks": [c["check"] + ": " + str(c.get("detail", "")) for c in sb.get("checks", [])
+                                    if not c.get("ok")],
                   **{f"{r['method']} {r['mode']} n={r['n']}": {"acceptance": r["acceptance_rate"],
                                                              "mean_accepted_length": r["mean_accepted_length"]}
                      for r in sb["rows"] if r["method"] in ("draft", "prompt-lookup")}}
@@ -150,6 +153,7 @@ def main(argv=None) -> int:
     summary["capture"] = {"k": d.get("k"), "encoding": d.get("encoding"), "positions": d["positions"],
                           "bytes_per_position": round(d["bytes_per_position"], 1), "throughput": d["throughput"]}
     summary["eval"] = evaluate(out)
+    (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     if not a.no_specbench:
         summary["specbench"] = specbench(out, a.spec_n, a.spec_max_new_tokens, a.spec_limit)
     (out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
