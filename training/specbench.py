@@ -4,8 +4,11 @@ transformers' assisted generation, batch size 1 (its only supported size). The d
 on the draft's generation config (``num_assistant_tokens = n``, schedule ``constant``,
 ``assistant_confidence_threshold = 0``, so every round drafts exactly n tokens unless the length
 limit cuts it). transformers does not report acceptance, so the candidate generator the target
-builds is instrumented: ``get_candidates`` gives the drafted count of each round and
-``update_candidate_strategy`` the accepted count (after transformers' own EOS/length crop).
+builds is instrumented: ``get_candidates`` gives each round's drafted tokens and
+``update_candidate_strategy`` the tokens committed; accepted = the leading drafted tokens the target
+committed. (transformers' own ``num_matches`` counts a drafted stop token as the target's bonus token,
+so a perfect draft scored < 100 % on every answer that ends; drafts cut off unverified by a stop
+token or the length budget are not counted as drafted.)
 
 Figures (stated in every output):
 - acceptance rate = accepted draft tokens / drafted tokens, over all rounds;
@@ -25,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 DEFINITIONS = [
-    "acceptance rate = accepted draft tokens / drafted tokens (all verification rounds)",
+    "acceptance rate = accepted draft tokens / drafted tokens (all verification rounds; a drafted stop token "
+    "the target agrees with is accepted, drafts after it are not counted)",
     "mean accepted length = accepted draft tokens per verification round (bonus token excluded); "
     "tokens/round includes it",
     "tokens/s = new tokens / wall-clock seconds of generate (batch size 1, one warm-up call first)",
@@ -84,17 +88,29 @@ def instrument(model, counts: Counts):
     def wrapped(*args, **kwargs):
         gen = original(*args, **kwargs)
         get_candidates, update = gen.get_candidates, gen.update_candidate_strategy
-        state = {"drafted": 0}
+        state = {"start": 0, "drafted": []}
 
         def counting_get_candidates(input_ids, *a, **kw):
             cand, logits = get_candidates(input_ids, *a, **kw)
-            state["drafted"] = cand.shape[1] - input_ids.shape[1]
+            state["start"], state["drafted"] = input_ids.shape[1], cand[0, input_ids.shape[1]:].tolist()
             return cand, logits
 
         def counting_update(input_ids, scores, num_matches):
+            # input_ids: the sequence after this round's tokens were committed. transformers' own
+            # num_matches counts a drafted stop token the target agreed with as the target's bonus
+            # token (its EOS/length crop), so a draft that is always right scored < 100 % on every
+            # answer that ends; compare the drafted tokens with the committed ones instead.
+            drafted, committed = state["drafted"], input_ids[0, state["start"]:].tolist()
+            agreed = 0
+            for d, c in zip(drafted, committed):
+                if d != c:
+                    break
+                agreed += 1
+            # a round cut by a stop token / the length budget ends on an agreed draft token: the drafts
+            # after the cut were never verified, so they are not counted as drafted
             counts.rounds += 1
-            counts.drafted += state["drafted"]
-            counts.accepted += int(num_matches)
+            counts.drafted += agreed if agreed == len(committed) else len(drafted)
+            counts.accepted += agreed
             return update(input_ids, scores, num_matches)
 
         gen.get_candidates = counting_get_candidates
