@@ -390,6 +390,8 @@ class DocumentReader(BaseReader):
 
     def _units(self, files: list[str], world_size: int) -> list[tuple[str, tuple[int, int, int] | None]]:
         """Work units: whole files, and byte ranges of large plain JSON-lines files (``byte_ranges``)."""
+        from fsspec.core import url_to_fs
+
         from curation.readers.byte_ranges import SPLITTABLE, plan_units
 
         sized = []
@@ -397,8 +399,6 @@ class DocumentReader(BaseReader):
             size = None
             if world_size > 1 and path.lower().endswith(SPLITTABLE):  # only those can be split: stat only those
                 try:
-                    from fsspec.core import url_to_fs
-
                     fs, p = url_to_fs(path)
                     size = fs.size(p)
                 except Exception:  # unreadable: read_path rejects it with the reason

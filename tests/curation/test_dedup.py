@@ -34,6 +34,18 @@ def soaes(args: list[str], capsys) -> tuple[int, str, str]:
     return code, cap.out, cap.err
 
 
+def _fixture_in_parts(tmp_path: Path, parts: int) -> tuple[list[dict], Path]:
+    """The fixture documents dealt round-robin into ``parts`` JSONL files under tmp_path/in."""
+    docs = [json.loads(line) for line in (FIX / "docs.jsonl").open(encoding="utf-8")]
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for k in range(parts):
+        with (inp / f"part{k}.jsonl").open("w", encoding="utf-8") as f:
+            for d in docs[k::parts]:
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return docs, inp
+
+
 def _clusters(out: Path) -> dict[frozenset, str]:
     df = pl.read_parquet(out / "clusters.parquet")
     groups: dict[int, list] = {}
@@ -138,13 +150,7 @@ def test_keep_newest_with_partitioned_buckets_and_shards(tmp_path):
     """Two input shards, 3 hash-range partitions per band: same clusters; keep=newest uses `date`."""
     from curation.dedup.pipeline import run_dedup
 
-    docs = [json.loads(line) for line in (FIX / "docs.jsonl").open(encoding="utf-8")]
-    inp = tmp_path / "in"
-    inp.mkdir()
-    for k in range(2):
-        with (inp / f"part{k}.jsonl").open("w", encoding="utf-8") as f:
-            for d in docs[k::2]:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    docs, inp = _fixture_in_parts(tmp_path, 2)
     out = run_dedup({"input": [str(inp)], "output": str(tmp_path / "out"), "count_tokens": False, "report": False,
                      "dedup": {"keep": "newest", "bucket_partitions": 3},
                      "executor": {"tasks": 2, "workers": 1}})
@@ -173,13 +179,7 @@ def test_bucket_windows_give_the_same_edges_and_clusters(tmp_path):
     byte-identical clusters.parquet as one window holding everything."""
     from curation.dedup.pipeline import run_dedup
 
-    docs = [json.loads(line) for line in (FIX / "docs.jsonl").open(encoding="utf-8")]
-    inp = tmp_path / "in"
-    inp.mkdir()
-    for k in range(3):
-        with (inp / f"part{k}.jsonl").open("w", encoding="utf-8") as f:
-            for d in docs[k::3]:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    _, inp = _fixture_in_parts(tmp_path, 3)
     outs = {}
     for window in (1 << 20, 2):
         outs[window] = run_dedup({"input": [str(inp)], "output": str(tmp_path / f"w{window}"), "count_tokens": False,

@@ -25,15 +25,20 @@ def test_fit_learns_which_evidence_separates_the_classes():
     assert stack.features([0.5], ["用三个词形容天空"]).tolist() == [[1.0, 0.5, 0.0, 0.0, 0.0]]
 
 
-def test_stacked_model_scores_with_the_texts(tiny_model, tmp_path):
-    m_path = tmp_path / "stacked.bin"
+def _stacked_copy(tiny_model, m_path, weights, features, threshold=None) -> DomainModel:
+    """The tiny model with stacking weights written into its sidecar (and a threshold if given)."""
     shutil.copy(tiny_model, m_path)
     side = json.loads(sidecar_path(tiny_model).read_text(encoding="utf-8"))
-    w = [-2.0, 1.0, 4.0, 4.0, -1.0]
-    side["stack"] = {"weights": w, "features": list(stack.FEATURES)}
-    side["threshold"] = 0.5
+    side["stack"] = {"weights": weights, "features": list(features)}
+    if threshold is not None:
+        side["threshold"] = threshold
     sidecar_path(m_path).write_text(json.dumps(side, ensure_ascii=False), encoding="utf-8")
-    raw, stacked = DomainModel(tiny_model), DomainModel(m_path)
+    return DomainModel(m_path)
+
+
+def test_stacked_model_scores_with_the_texts(tiny_model, tmp_path):
+    w = [-2.0, 1.0, 4.0, 4.0, -1.0]
+    raw, stacked = DomainModel(tiny_model), _stacked_copy(tiny_model, tmp_path / "stacked.bin", w, stack.FEATURES, 0.5)
     texts = IN + OUT
     p_raw = raw.predict_arrays(raw.lines(texts))[1]
     got = np.array([p.p_in for p in stacked.predict(texts)])
@@ -66,13 +71,8 @@ def test_v2_features_use_the_logit_and_rows_weigh_by_count():
 
 
 def test_v2_stacked_model_scores_with_its_feature_list(tiny_model, tmp_path):
-    m_path = tmp_path / "stacked2.bin"
-    shutil.copy(tiny_model, m_path)
-    side = json.loads(sidecar_path(tiny_model).read_text(encoding="utf-8"))
     w = [-1.0, 1.0, 2.0, 2.0, -1.0]
-    side["stack"] = {"weights": w, "features": list(stack.FEATURES_V2)}
-    sidecar_path(m_path).write_text(json.dumps(side, ensure_ascii=False), encoding="utf-8")
-    raw, stacked = DomainModel(tiny_model), DomainModel(m_path)
+    raw, stacked = DomainModel(tiny_model), _stacked_copy(tiny_model, tmp_path / "stacked2.bin", w, stack.FEATURES_V2)
     texts = IN + OUT
     p_raw = raw.predict_arrays(raw.lines(texts))[1]
     got = np.array([p.p_in for p in stacked.predict(texts)])
