@@ -85,8 +85,10 @@ def even_kl(s_top, s_sum, logp, tail, tau: float, vocab: int) -> float:
 
 
 def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax: int, limit: int | None = None,
-            tau: float = 2.0):
-    """Per supervised position: teacher top-kmax (ids, logp, tail) and full-vocabulary KD references."""
+            tau: float = 2.0, ks=(), n_draws: int = 16, seeds: int = 1):
+    """Per supervised position: teacher top-kmax (ids, logp, tail), full-vocabulary KD references, and
+    for every k the capture's tail statistics (``kd_loss.tail_statistics``, ``seeds`` independent sets
+    of m draws) with each student's τ-log-probs at the draws."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -109,7 +111,8 @@ def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax:
             a, b = t.offsets[d], t.offsets[d + 1]
             samples.append((np.asarray(t.tokens[a:b], np.int64), supervised_positions(t.loss_mask[a:b]),
                             np.asarray(t.loss_mask[a:b])))
-    rows, refs, t2 = [], {n: [] for n in students}, []
+    rows, refs, t2, tails = [], {n: [] for n in students}, [], []
+    gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for ids, pos, mask in samples[:limit]:
             x = torch.from_numpy(ids)[None]
@@ -123,6 +126,9 @@ def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax:
             lp = torch.log_softmax(zt[:, :n_real], -1)
             t2.append((torch.log_softmax(zt[:, :n_real] / tau, -1).gather(-1, top_ids).exp().numpy(),
                        torch.logsumexp(lp / tau, -1).double().numpy()))
+            # what the capture stores with tail_tau = τ: per k, exact tail mass + negentropy, and draws
+            tails.append({k: [kd_loss.tail_statistics(lp, top_ids[:, :k], tau, n_draws, gen) for _ in range(seeds)]
+                          for k in ks})
             del lp
             for n, student in students.items():
                 zs = student(x).logits[0, p].float()
@@ -132,9 +138,10 @@ def collect(teacher_dir: Path, student_dirs: dict[str, Path], cache: Path, kmax:
                 s_all = torch.log_softmax(zs[:, :n_real] / tau, -1)
                 s_top = s_all.gather(-1, top_ids)
                 refs[n].append({"s_top": s_top.numpy(), "ce": float(ce), "kl_full": float(kl_full),
-                                "s_sum": s_all.double().sum(-1).numpy()})  # Σ_v log q_v^τ (the "even" diagnostic)
+                                "s_sum": s_all.double().sum(-1).numpy(),  # Σ_v log q_v^τ (the "even" diagnostic)
+                                "s_smp": {k: [s_all.gather(-1, st[2]).numpy() for st in tails[-1][k]] for k in ks}})
                 del s_all
-    return rows, refs, t2, n_real, int(teacher.config.vocab_size)
+    return rows, refs, t2, tails, n_real, int(teacher.config.vocab_size)
 
 
 def run(args) -> dict:
@@ -152,9 +159,10 @@ def run(args) -> dict:
     teacher = Path(args.teacher) if args.teacher else toy / "teacher" / "final"
     students = {n: toy / n / "final" for n in args.students}
     tau = args.tau
-    rows, refs, t2, n_real, vocab_rows = collect(teacher, students, work / "cache", max(args.ks), args.limit, tau)
+    rows, refs, t2, tails, n_real, vocab_rows = collect(teacher, students, work / "cache", max(args.ks), args.limit, tau,
+                                                        args.ks, args.tail_samples, args.seeds)
     n_pos = sum(len(r[2]) for r in rows)
-    result = {"tau": tau, "alpha": 0.5, "positions": n_pos, "samples": len(rows), "teacher_vocab_rows": vocab_rows, "tokenizer_ids": n_real,
+    result = {"tau": tau, "alpha": 0.5, "tail_samples": args.tail_samples, "seeds": args.seeds, "positions": n_pos, "samples": len(rows), "teacher_vocab_rows": vocab_rows, "tokenizer_ids": n_real,
               "teacher": str(teacher), "students": {n: str(d) for n, d in students.items()},
               "fp16_full_bytes": 2 * vocab_rows, "fp16_full_bytes_72b": 2 * 152064, "full": {}, "sharpness": [],
               "rows": []}
@@ -175,9 +183,13 @@ def run(args) -> dict:
             # "even": a diagnostic, not a training mode: the teacher's tail taken as spread evenly over the
             # other V−k ids *inside* the tail too, so the tail term is P_tail·(log P_tail − log(V−k) − mean_tail log q)
             # against the student's own tail log-probs (needs the student's full logits, as training has)
-            modes = list(kd_loss.TAIL_MODES) + (["bucket_exact", "even"] if name == "raw" else [])
+            # "bucket+mass": the bucket with the exact τ-tail mass the capture stores (tail_tau = τ);
+            # "sampled": one entry per draw set (seed), reported as median and worst
+            modes = ["renormalize", "bucket", "bucket+mass"] + [f"sampled#{r}" for r in range(args.seeds)] \
+                + (["bucket_exact", "even"] if name == "raw" else [])
             L = {n: {m: 0.0 for m in modes} for n in refs}
             KL = {n: {m: 0.0 for m in modes} for n in refs}
+            tail_bytes = 0
             for i, (ids, lp, tail) in enumerate(rows):
                 ids_k, lp_k = ids[:, :k], lp[:, :k]
                 tail_k = np.clip(1.0 - np.exp(lp_k.astype(np.float64)).sum(1), 0, 1).astype(np.float32)
@@ -186,8 +198,11 @@ def run(args) -> dict:
                 else:
                     b = enc.encode(enc.TopK(ids_k, lp_k, tail_k), name)
                     stream += sum(len(x) for x in b)
+                    st0 = tails[i][k][0]
+                    tb = enc.encode_tail(enc.Tail(*(x.numpy() for x in st0)))
+                    tail_bytes += len(tb)
                     recs.append({"doc_index": len(recs), "n_tokens": 0, "tokens_sha256": "", "n_positions": len(tail_k),
-                                 "ids": b[0], "vals": b[1], "aux": b[2]})
+                                 "ids": b[0], "vals": b[1], "aux": b[2], "tail": tb})
                     dec = enc.decode(*b, k=k, encoding=name)
                 order = None
                 if not np.array_equal(dec.ids, ids_k):  # delta encodings return the ids sorted
@@ -199,6 +214,16 @@ def run(args) -> dict:
                     if order is not None:
                         s_top = np.take_along_axis(s_top, order, 1)
                     for mode in modes:
+                        if mode.startswith("sampled#") or mode == "bucket+mass":
+                            r = int(mode.split("#")[1]) if "#" in mode else 0
+                            lm, ng, _ = tails[i][k][r]
+                            kl = float(kd_loss.kl_from_student_topk(
+                                torch.from_numpy(s_top), torch.from_numpy(dec.logp), torch.from_numpy(dec.tail), tau,
+                                "sampled" if "#" in mode else "bucket", n_real, log_mass=lm, negent=ng,
+                                s_samples=torch.from_numpy(ref["s_smp"][k][r])))
+                            KL[n][mode] += kl
+                            L[n][mode] += 0.5 * tau * tau * kl + 0.5 * ref["ce"]
+                            continue
                         if mode == "even":
                             kl = even_kl(s_top, ref["s_sum"], dec.logp, dec.tail, tau, n_real)
                             KL[n][mode] += kl
@@ -217,19 +242,29 @@ def run(args) -> dict:
             if name == "distillkit":
                 size = distillkit_bytes(k, vocab_rows)
                 how = "config bit accounting (fixed-size rows, before parquet)"
+                size_tail = None
             else:
                 path = work / f"{name}-k{k}.parquet"
                 _write_shard(path, recs, 3)
+                size_tail = path.stat().st_size / n_pos
+                _write_shard(path, [{**r, "tail": None} for r in recs], 3)
                 size = path.stat().st_size / n_pos
                 how = "parquet zstd on disk"
             row = {"k": k, "encoding": name, "bytes_per_position": round(size, 1), "measured": how,
                    "stream_bytes_per_position": round(stream / n_pos, 1) if name != "distillkit" else size,
                    "ratio_vs_fp16_full": round(2 * vocab_rows / size, 1)}
+            if size_tail is not None:  # the same rows with the tail column (tail_tau = τ, m draws)
+                row["bytes_per_position_with_tail"] = round(size_tail, 1)
+                row["stream_bytes_per_position_with_tail"] = round((stream + tail_bytes) / n_pos, 1)
             for n in refs:
                 full = result["full"][n]
                 for mode in modes:
                     row[f"{n}_loss_rel_err_{mode}"] = abs(L[n][mode] / n_pos - full["loss"]) / full["loss"]
                     row[f"{n}_kl_rel_err_{mode}"] = abs(KL[n][mode] / n_pos - full["kl"]) / full["kl"]
+                for what in ("loss", "kl"):
+                    errs = [row.pop(f"{n}_{what}_rel_err_sampled#{r}") for r in range(args.seeds)]
+                    row[f"{n}_{what}_rel_err_sampled"] = float(np.median(errs))
+                    row[f"{n}_{what}_rel_err_sampled_max"] = float(max(errs))
             result["rows"].append(row)
             print(json.dumps(row), flush=True)
     result["collect_seconds"] = round(time.perf_counter() - t0, 1)
@@ -245,7 +280,7 @@ def run(args) -> dict:
     cap = CaptureConfig(name="bench", output_dir=str(work / "capture"), teacher=str(teacher),
                         manifests=[str(FIX / "sft_stage1"), str(FIX / "sft_stage2")], split="train", seq_len=1024,
                         k=64, encoding="delta_q8", batch_tokens=4096, shard_samples=16, cache_dir=str(work / "cache"),
-                        attn_implementation="sdpa")
+                        attn_implementation="sdpa", tail_tau=tau, tail_samples=args.tail_samples)
     out = run_capture(cap, progress=False)
     d = json.loads((out / "manifest.json").read_text())["stats"]["distill"]
     result["capture"] = {"tokens_per_s": round(d["throughput"]["tokens_per_s"], 1),
@@ -264,6 +299,8 @@ def main(argv=None) -> int:
                     help="student runs under TOY whose logits the KD loss is evaluated with")
     ap.add_argument("--tau", type=float, default=2.0, help="the loss's temperature (the paper: 2)")
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--tail-samples", type=int, default=16, help="draws per position for the sampled tail (capture default)")
+    ap.add_argument("--seeds", type=int, default=5, help="independent draw sets: the sampled tail's error is their median (and worst)")
     ap.add_argument("--work", default="/tmp/distill_bench")
     ap.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick check)")
     ap.add_argument("--skip-capture", action="store_true", help="do not time run_capture")
@@ -278,12 +315,17 @@ def main(argv=None) -> int:
               f"{r['top_mass_tau_mean']:.2%} / {r['top_mass_tau_median']:.2%} |")
     for n in res["full"]:
         print(f"\nstudent {n}: relative error vs full vocabulary")
-        print("| k | encoding | B/position on disk | B/position before zstd | vs fp16 full | loss err (bucket) | "
+        print("| k | encoding | B/position on disk (+ tail column) | before zstd (+ tail column) | vs fp16 full | "
+              "loss err sampled (median / worst of seeds) | KL err sampled | loss err bucket+mass | loss err bucket | "
               "loss err (renorm) | KL err (bucket) | KL err (renorm) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in res["rows"]:
-            print(f"| {r['k']} | {r['encoding']} | {r['bytes_per_position']} | {r['stream_bytes_per_position']} | "
+            print(f"| {r['k']} | {r['encoding']} | {r['bytes_per_position']} ({r.get('bytes_per_position_with_tail', '–')}) | "
+                  f"{r['stream_bytes_per_position']} ({r.get('stream_bytes_per_position_with_tail', '–')}) | "
                   f"{r['ratio_vs_fp16_full']}× | "
+                  f"{r[n + '_loss_rel_err_sampled']:.3%} / {r[n + '_loss_rel_err_sampled_max']:.3%} | "
+                  f"{r[n + '_kl_rel_err_sampled']:.3%} / {r[n + '_kl_rel_err_sampled_max']:.3%} | "
+                  f"{r[n + '_loss_rel_err_bucket+mass']:.3%} | "
                   f"{r[n + '_loss_rel_err_bucket']:.3%} | {r[n + '_loss_rel_err_renormalize']:.3%} | "
                   f"{r[n + '_kl_rel_err_bucket']:.3%} | {r[n + '_kl_rel_err_renormalize']:.3%} |"
                   + (f" oracle exact τ-tail: loss {r[n + '_loss_rel_err_bucket_exact']:.3%}, "

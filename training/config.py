@@ -57,8 +57,9 @@ class DistillSettings(_Strict):
 
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (paper: 0.5)")
     temperature: float = Field(2.0, gt=0, description="tau (paper: 2)")
-    tail: Literal["renormalize", "bucket"] = Field(
-        "bucket", description="stored top-k: renormalise the teacher over its support, or keep the tail as one bucket")
+    tail: Literal["renormalize", "bucket", "sampled"] = Field(
+        "sampled", description="stored top-k: renormalise the teacher over its support, keep the tail as one "
+                               "bucket, or estimate the tail term from the captured tail draws (unbiased)")
     teacher: str | None = Field(None, description="online mode: a local teacher model directory")
 
 
@@ -143,8 +144,9 @@ def load_train_config(path, overrides: list[str] | None = None) -> tuple[TrainCo
 
 
 def grid_configs(cfg: TrainConfig, grid_file) -> list[TrainConfig]:
-    """One config per point of an alpha/temperature grid (a YAML list of {name, alpha, temperature}),
-    each into ``output_dir/<name>``, every stage's distill settings set to the point's values."""
+    """One config per point of an alpha/temperature grid (a YAML list of {name, alpha, temperature[, tail]}),
+    each into ``output_dir/<name>``, every stage's distill settings set to the point's values. ``tail``
+    per point: the 'sampled' tail needs draws captured at that point's τ."""
     import yaml
     from pydantic import ValidationError
 
@@ -159,8 +161,8 @@ def grid_configs(cfg: TrainConfig, grid_file) -> list[TrainConfig]:
         raise UserError(f"grid {grid_file} must be a non-empty YAML list of {{name, alpha, temperature}}")
     out = []
     for p in points:
-        if not isinstance(p, dict) or not {"name", "alpha", "temperature"} >= set(p) or "name" not in p:
-            raise UserError(f"grid {grid_file}: bad point {p!r} (keys: name, alpha, temperature)")
+        if not isinstance(p, dict) or not {"name", "alpha", "temperature", "tail"} >= set(p) or "name" not in p:
+            raise UserError(f"grid {grid_file}: bad point {p!r} (keys: name, alpha, temperature, tail)")
         data = cfg.model_dump()
         data["output_dir"] = str(Path(cfg.output_dir) / str(p["name"]))
         for st in data["stages"]:

@@ -58,6 +58,12 @@ class CaptureConfig(BaseModel):
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     cache_dir: str | None = None
     compression_level: int = Field(3, ge=1, le=22)
+    tail_tau: float | None = Field(
+        2.0, gt=0, description="store the teacher's exact tail statistics at this temperature (the loss's tau) "
+                               "for the 'bucket'/'sampled' tails; null: top-k only")
+    tail_samples: int = Field(16, ge=0, le=256, description="draws from the teacher's tau-tail per position "
+                                                            "('sampled' tail: unbiased tail term; ~2 B each)")
+    seed: int = Field(0, description="seeds the tail draws (per forward pack: reruns are byte-identical)")
 
 
 def load_capture_config(path, overrides: list[str] | None = None) -> tuple[CaptureConfig, str]:
@@ -85,14 +91,15 @@ def teacher_identity(path: str | Path) -> dict[str, Any]:
             "weights_sha256": _sha(entries), "files": entries}
 
 
-SHARD_COLUMNS = ("doc_index", "n_tokens", "tokens_sha256", "n_positions", "ids", "vals", "aux")
+SHARD_COLUMNS = ("doc_index", "n_tokens", "tokens_sha256", "n_positions", "ids", "vals", "aux", "tail")
 
 
 def shard_schema():
     import pyarrow as pa
 
     return pa.schema([("doc_index", pa.int64()), ("n_tokens", pa.int32()), ("tokens_sha256", pa.string()),
-                      ("n_positions", pa.int32()), ("ids", pa.binary()), ("vals", pa.binary()), ("aux", pa.binary())])
+                      ("n_positions", pa.int32()), ("ids", pa.binary()), ("vals", pa.binary()), ("aux", pa.binary()),
+                      ("tail", pa.binary())])
 
 
 def tokens_digest(ids: np.ndarray) -> str:
@@ -127,26 +134,42 @@ class _TransformersTeacher:
         self.head = self.model.get_output_embeddings()
         self.n_real = n_real
         self.k = cfg.k
+        self.tail_tau = cfg.tail_tau
+        self.m = cfg.tail_samples
 
-    def topk(self, docs: list[np.ndarray], positions: list[np.ndarray]):
-        """One packed forward over ``docs``; top-k (ids, logp, tail) at each doc's positions."""
+    def topk(self, docs: list[np.ndarray], positions: list[np.ndarray], seed: int = 0):
+        """One packed forward over ``docs``; top-k (ids, logp, tail) at each doc's positions, and
+        with ``tail_tau`` the tail statistics + draws (``kd_loss.tail_statistics``) as a 4th item."""
         import torch
 
-        from .kd_loss import topk_of_logits
+        from .kd_loss import tail_statistics, topk_of_logits
 
         ids = torch.from_numpy(np.concatenate(docs).astype(np.int64))[None].to(self.device)
         pos = torch.from_numpy(np.concatenate([np.arange(len(d)) for d in docs]))[None].to(self.device)
         offs = np.cumsum([0] + [len(d) for d in docs])
         flat = torch.from_numpy(np.concatenate([o + p for o, p in zip(offs[:-1], positions)])).to(self.device)
         out = []
+        gen = torch.Generator().manual_seed(seed)
+        chunk = 1024 if self.tail_tau is None else 256  # the tail statistics hold [chunk, vocab] thrice
         with torch.inference_mode():
             hidden = self.base(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]
-            for c in range(0, len(flat), 1024):  # never materialise [tokens, vocab] at once
-                logits = self.head(hidden[flat[c:c + 1024]])
-                out.append([x.cpu() for x in topk_of_logits(logits, self.k, self.n_real)])
+            for c in range(0, len(flat), chunk):  # never materialise [tokens, vocab] at once
+                logits = self.head(hidden[flat[c:c + chunk]])
+                top = topk_of_logits(logits, self.k, self.n_real)
+                if self.tail_tau is not None:
+                    lp = torch.log_softmax(logits[..., :self.n_real].float(), dim=-1).cpu()
+                    top = (*top, tail_statistics(lp, top[0].cpu(), self.tail_tau, self.m, gen))
+                    del lp
+                out.append([x.cpu() if not isinstance(x, tuple) else x for x in top])
+        n_items = 3 if self.tail_tau is None else 4
         if not out:
-            return [np.zeros((0, self.k), np.int64)] * 3
-        return [torch.cat([o[i] for o in out]).numpy() for i in range(3)]
+            empty = [np.zeros((0, self.k), np.int64)] * 3
+            return empty if n_items == 3 else empty + [kd_encoding.Tail(np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                                                      np.zeros((0, self.m), np.int64))]
+        res = [torch.cat([o[i] for o in out]).numpy() for i in range(3)]
+        if n_items == 4:
+            res.append(kd_encoding.Tail(*(torch.cat([o[3][j] for o in out]).numpy() for j in range(3))))
+        return res
 
 
 class _VllmTeacher:
@@ -166,7 +189,7 @@ class _VllmTeacher:
         self.params = SamplingParams(max_tokens=1, prompt_logprobs=cfg.k)
         self.k = cfg.k
 
-    def topk(self, docs, positions):
+    def topk(self, docs, positions, seed: int = 0):
         outs = self.llm.generate([{"prompt_token_ids": d.tolist()} for d in docs], self.params, use_tqdm=False)
         ids, logp = [], []
         for o, p in zip(outs, positions):
@@ -214,10 +237,19 @@ def _shard_rows(path: Path) -> tuple[int, int]:
     return t.num_rows, int(sum(t.column("n_positions").to_pylist()))
 
 
+def tail_record(cfg: CaptureConfig) -> dict[str, Any] | None:
+    if cfg.tail_tau is None:
+        return None
+    return {"tau": cfg.tail_tau, "samples": cfg.tail_samples, "seed": cfg.seed, "draws": "systematic",
+            "layout": "float32 log tau-tail mass, float32 tail-conditional negentropy per position; then "
+                      "per position the draws ascending, LEB128 gaps (training/kd_encoding.py)"}
+
+
 def compression_record(cfg: CaptureConfig) -> dict[str, Any]:
     return {"encoding": cfg.encoding, "k": cfg.k, "encoding_version": kd_encoding.ENCODING_VERSION,
-            "tolerance": kd_encoding.TOLERANCE[cfg.encoding],
-            "columns": {"ids": "see training/kd_encoding.py", "vals": cfg.encoding, "aux": cfg.encoding},
+            "tolerance": kd_encoding.TOLERANCE[cfg.encoding], "tail": tail_record(cfg),
+            "columns": {"ids": "see training/kd_encoding.py", "vals": cfg.encoding, "aux": cfg.encoding,
+                        "tail": "tail statistics + draws, or null"},
             "logprobs": "temperature 1, normalised over the tokenizer's real ids",
             "alignment": "row = one tokenised sample; positions j with loss_mask[j+1] == 1, in order; "
                          "the distribution at j is the teacher's for token j+1"}
@@ -258,6 +290,9 @@ def run_capture(cfg: CaptureConfig, *, config_text: str | None = None, command: 
         raise UserError(f"teacher vocabulary ({vocab}) is smaller than the tokenizer's ({n_real})")
     if cfg.k > n_real:
         raise UserError(f"k={cfg.k} exceeds the tokenizer's {n_real} ids")
+    if cfg.backend == "vllm" and cfg.tail_tau is not None:
+        raise UserError("backend vllm returns only the top-k log-probs: set tail_tau: null (top-k + bucket "
+                        "tail) or use backend transformers for the tail statistics")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker, json.dumps({"config_key": key, "config": dump}, indent=2))
     atomic_write_text(out / "compression.json", json.dumps(compression_record(cfg), indent=2))
@@ -282,7 +317,7 @@ def run_capture(cfg: CaptureConfig, *, config_text: str | None = None, command: 
                 if teacher is None:
                     teacher = (_VllmTeacher if cfg.backend == "vllm" else _TransformersTeacher)(cfg, n_real)
                 t0 = time.perf_counter()
-                rows, n_tok = _capture_docs(teacher, tok, lo, hi, cfg)
+                rows, n_tok = _capture_docs(teacher, tok, lo, hi, cfg, mi)
                 _write_shard(path, rows, cfg.compression_level)
                 computed["seconds"] += time.perf_counter() - t0
                 computed["tokens"] += n_tok
@@ -306,7 +341,7 @@ def run_capture(cfg: CaptureConfig, *, config_text: str | None = None, command: 
         producer=make_provenance(dump, config_text, command),
         tokenizer=tokenizer_info(tokenizer), sources=sources, shards=shards,
         stats={"distill": {
-            "k": cfg.k, "encoding": cfg.encoding, "compression": compression_record(cfg),
+            "k": cfg.k, "encoding": cfg.encoding, "compression": compression_record(cfg), "tail": tail_record(cfg),
             "teacher": teacher_id, "backend": cfg.backend, "seq_len": cfg.seq_len,
             "vocab": {"tokenizer_ids": n_real, "teacher_rows": vocab},
             "tokenizer_fingerprint": tokenizer_fingerprint(tokenizer),
@@ -321,19 +356,27 @@ def run_capture(cfg: CaptureConfig, *, config_text: str | None = None, command: 
     return out
 
 
-def _capture_docs(teacher, tok, lo: int, hi: int, cfg: CaptureConfig) -> tuple[list[dict[str, Any]], int]:
+def _capture_docs(teacher, tok, lo: int, hi: int, cfg: CaptureConfig, source: int = 0) -> tuple[list[dict[str, Any]], int]:
     docs = [np.asarray(tok.tokens[tok.offsets[d]:tok.offsets[d + 1]], dtype=np.int64) for d in range(lo, hi)]
     masks = [np.asarray(tok.loss_mask[tok.offsets[d]:tok.offsets[d + 1]]) for d in range(lo, hi)]
     positions = [supervised_positions(m) for m in masks]
     rows = []
     for pack in _packs([len(d) for d in docs], cfg.batch_tokens):
-        ids, logp, tail = teacher.topk([docs[i] for i in pack], [positions[i] for i in pack])
+        # the draws' seed names the pack (config seed, source, first sample): a recomputed shard redraws the same
+        seed = int(_sha([cfg.seed, source, lo + pack[0]])[:15], 16)
+        got = teacher.topk([docs[i] for i in pack], [positions[i] for i in pack], seed=seed)
+        ids, logp, tail = got[:3]
+        tails = got[3] if len(got) > 3 else None
         at = 0
         for i in pack:
             n = len(positions[i])
             t = kd_encoding.TopK(ids[at:at + n], logp[at:at + n], tail[at:at + n])
-            at += n
             b_ids, b_vals, b_aux = kd_encoding.encode(t, cfg.encoding)
+            b_tail = None
+            if tails is not None:
+                b_tail = kd_encoding.encode_tail(kd_encoding.Tail(tails.log_mass[at:at + n], tails.negent[at:at + n],
+                                                                  tails.samples[at:at + n]))
+            at += n
             rows.append({"doc_index": lo + i, "n_tokens": len(docs[i]), "tokens_sha256": tokens_digest(docs[i]),
-                         "n_positions": n, "ids": b_ids, "vals": b_vals, "aux": b_aux})
+                         "n_positions": n, "ids": b_ids, "vals": b_vals, "aux": b_aux, "tail": b_tail})
     return rows, int(sum(len(d) for d in docs))

@@ -11,10 +11,12 @@ Online (``distill.teacher``): the manifests are SFT manifests; the teacher runs 
 
 The collator returns the packed batch (``input_ids``, ``labels``, ``position_ids``: no attention
 mask) plus ``kd_index`` (flat index b·L + j of every supervised position, row-major: the order of
-``labels[:, 1:] != -100``), ``kd_ids``, ``kd_logp``, ``kd_tail``.
+``labels[:, 1:] != -100``), ``kd_ids``, ``kd_logp``, ``kd_tail``; when the capture stored tail
+statistics at the stage's τ, also ``kd_tmass`` / ``kd_tnegent`` [N] and ``kd_smp`` [N, m].
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,7 @@ class LogitsStore:
     k: int
     encoding: str
     shard_of: dict[tuple[int, int], tuple[str, int]]
+    tail: dict[str, Any] | None = None  # the capture's tail record (tau, samples), None: top-k only
     _cache: OrderedDict = field(default_factory=OrderedDict)
     max_cached_shards: int = 8
 
@@ -57,7 +60,7 @@ class LogitsStore:
         return self._cache[path][r]
 
 
-def _open_logits(path: str, cfg: TrainConfig, tokenizer, progress: bool):
+def _open_logits(path: str, cfg: TrainConfig, tokenizer, progress: bool, stage: StageConfig):
     import pyarrow.parquet as pq
 
     from corpora_manifests.tokenizer import tokenizer_fingerprint
@@ -85,8 +88,22 @@ def _open_logits(path: str, cfg: TrainConfig, tokenizer, progress: bool):
         mi = int(Path(s.path).name[1:3])
         for r, doc in enumerate(pq.read_table(logits_input.directory / s.path, columns=["doc_index"]).column(0).to_pylist()):
             shard_of[(mi, doc)] = (s.path, r)
-    store = LogitsStore(logits_input.directory, int(d["k"]), d["encoding"], shard_of)
+    store = LogitsStore(logits_input.directory, int(d["k"]), d["encoding"], shard_of, tail=d.get("tail"))
+    _check_tail(path, store.tail, stage)
     return logits_input, sources, tokenized, store
+
+
+def _check_tail(path: str, tail: dict[str, Any] | None, stage: StageConfig) -> None:
+    """The 'sampled' tail needs draws captured at the stage's own τ (one capture per τ of a grid)."""
+    ds = stage.distill
+    if ds.tail != "sampled":
+        return
+    if not tail or not tail.get("samples"):
+        raise UserError(f"{path}: tail 'sampled' needs a capture with tail_tau and tail_samples > 0 "
+                        "(this one stored the top-k only): capture again, or use tail: bucket")
+    if not math.isclose(float(tail["tau"]), ds.temperature):
+        raise UserError(f"{path}: its tail draws are at tau {tail['tau']:g}, this stage's temperature is "
+                        f"{ds.temperature:g}: capture at tail_tau {ds.temperature:g}, or use tail: bucket")
 
 
 @dataclass
@@ -100,8 +117,16 @@ class KDStageData(StageData):
         out["distill"] = {**self.stage.distill.model_dump(),
                           "mode": "online" if self.stage.distill.teacher else "offline",
                           "k": sorted({s.k for s in self.stores if s}) or None,
-                          "encoding": sorted({s.encoding for s in self.stores if s}) or None}
+                          "encoding": sorted({s.encoding for s in self.stores if s}) or None,
+                          "tail_mass": self.tail_mass()}
         return out
+
+    def tail_mass(self) -> str | None:
+        """How the teacher's τ-tail mass enters the loss: 'exact' (captured at this τ) or 'even-tail estimate'."""
+        if self.stage.distill.teacher or self.stage.distill.tail == "renormalize":
+            return None
+        return "exact" if all(s and _tail_at(s.tail, self.stage.distill.temperature) for s in self.stores) \
+            else "even-tail estimate"
 
     def dataset(self):
         return PackedKDDataset(self)
@@ -118,7 +143,7 @@ def build_kd_stage_data(cfg: TrainConfig, stage: StageConfig, tokenizer, progres
             stores.append(None)
     else:
         for m in stage.manifests:
-            li, srcs, toks, store = _open_logits(m, cfg, tokenizer, progress)
+            li, srcs, toks, store = _open_logits(m, cfg, tokenizer, progress, stage)
             logits_inputs.append(li)
             for mi, (s, t) in enumerate(zip(srcs, toks)):
                 inputs.append(s)
@@ -131,6 +156,10 @@ def build_kd_stage_data(cfg: TrainConfig, stage: StageConfig, tokenizer, progres
     plan = pack_best_fit([t.offsets for t in tokenized], cfg.seq_len)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.convert_tokens_to_ids("<|endoftext|>")
     return KDStageData(stage, inputs, tokenized, plan, int(pad_id), rejects, stores=stores, logits_inputs=logits_inputs)
+
+
+def _tail_at(tail: dict[str, Any] | None, tau: float) -> bool:
+    return bool(tail) and math.isclose(float(tail["tau"]), tau)
 
 
 @dataclass
@@ -148,6 +177,10 @@ class _SourceView:
     def encoding(self) -> str:
         return self.store.encoding
 
+    @property
+    def tail(self) -> dict[str, Any] | None:
+        return self.store.tail
+
     def row(self, doc: int) -> dict[str, Any]:
         return self.store.row(self.source, doc)
 
@@ -162,6 +195,8 @@ class PackedKDDataset:
         self.offsets = [t.offsets for t in data.tokenized]
         self.stores = data.stores
         self.collator = KDCollator(data.pad_id)
+        # tail statistics enter the batch only when every source has them at this τ (one layout per batch)
+        self.with_tail = data.tail_mass() == "exact"
 
     def __len__(self) -> int:
         return self.plan.n_sequences
@@ -170,7 +205,7 @@ class PackedKDDataset:
         import torch
 
         from .distill_capture import supervised_positions, tokens_digest
-        from .kd_encoding import decode
+        from .kd_encoding import decode, decode_tail
 
         if i < 0 or i >= len(self):
             raise IndexError(i)
@@ -178,7 +213,7 @@ class PackedKDDataset:
         out = {k: torch.from_numpy(v) for k, v in item.items()}
         if all(s is None for s in self.stores):
             return out
-        pos, ids, logp, tail, fill = [], [], [], [], 0
+        pos, ids, logp, tail, tails, fill = [], [], [], [], [], 0
         for seg in self.plan.segments_of(i):
             s, a, b = int(self.plan.src[seg]), int(self.plan.start[seg]), int(self.plan.end[seg])
             doc = int(np.searchsorted(self.offsets[s], a, side="right")) - 1
@@ -191,6 +226,9 @@ class PackedKDDataset:
             top = decode(row["ids"], row["vals"], row["aux"], self.stores[s].k, self.stores[s].encoding)
             if len(top) != len(p):
                 raise UserError(f"stored logits of sample {doc}: {len(top)} positions, its loss mask has {len(p)}")
+            if self.with_tail:
+                t = self.stores[s].tail
+                tails.append(decode_tail(row["tail"], len(p), int(t["samples"])))
             pos.append(fill + p)
             ids.append(top.ids)
             logp.append(top.logp)
@@ -200,6 +238,10 @@ class PackedKDDataset:
         out["kd_ids"] = torch.from_numpy(np.concatenate(ids).astype(np.int64))
         out["kd_logp"] = torch.from_numpy(np.concatenate(logp).astype(np.float32))
         out["kd_tail"] = torch.from_numpy(np.concatenate(tail).astype(np.float32))
+        if self.with_tail:
+            out["kd_tmass"] = torch.from_numpy(np.concatenate([t.log_mass for t in tails]).astype(np.float32))
+            out["kd_tnegent"] = torch.from_numpy(np.concatenate([t.negent for t in tails]).astype(np.float32))
+            out["kd_smp"] = torch.from_numpy(np.concatenate([t.samples for t in tails]).astype(np.int64))
         return out
 
 
@@ -214,6 +256,7 @@ class KDCollator(PackedCollator):
             return out
         L = out["input_ids"].shape[1]
         out["kd_index"] = torch.cat([it["kd_pos"] + r * L for r, it in enumerate(items)])
-        for k in ("kd_ids", "kd_logp", "kd_tail"):
-            out[k] = torch.cat([it[k] for it in items])
+        for k in ("kd_ids", "kd_logp", "kd_tail", "kd_tmass", "kd_tnegent", "kd_smp"):
+            if k in items[0]:
+                out[k] = torch.cat([it[k] for it in items])
         return out

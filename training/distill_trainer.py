@@ -13,7 +13,7 @@ from transformers import Trainer
 
 from . import kd_loss
 
-KD_KEYS = ("kd_index", "kd_ids", "kd_logp", "kd_tail")
+KD_KEYS = ("kd_index", "kd_ids", "kd_logp", "kd_tail", "kd_tmass", "kd_tnegent", "kd_smp")
 
 
 def supervised_index(labels):
@@ -46,7 +46,8 @@ def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real:
             t_sel = t_logits.reshape(B * L, t_logits.shape[-1])[idx]
         kl = kd_loss.kl_full_sum(sel, t_sel, tau, n_real)
     else:
-        kl = kd_loss.kl_topk_sum(sel, kd["kd_ids"], kd["kd_logp"], kd["kd_tail"], tau, tail, n_real)
+        stats = (kd["kd_tmass"], kd["kd_tnegent"], kd["kd_smp"]) if "kd_tmass" in kd else None
+        kl = kd_loss.kl_topk_sum(sel, kd["kd_ids"], kd["kd_logp"], kd["kd_tail"], tau, tail, n_real, tail_stats=stats)
     return kd_loss.combine(kl, ce, alpha, tau), kl, ce, int(idx.numel()), out
 
 

@@ -17,6 +17,11 @@ and the varint stream still compresses under parquet's zstd. The delta encodings
 ``logp_max``: it follows from the tail, ``logp_max = log(1 - tail) - logsumexp(-r)``, so the
 decoded distribution always has exactly the stored mass ``1 - tail`` on the support.
 Tolerances (``TOLERANCE``) are stated per encoding and checked by the round-trip test.
+
+Optional ``tail`` column (capture ``tail_tau`` set; the same for every encoding): per position the
+teacher's exact log τ-tail mass and the negentropy of its τ-tail conditional (float32 each, exact),
+then m draws from that conditional (``kd_loss.tail_statistics``), ascending per position, as LEB128
+gaps (a repeated id has gap 0): 8 + ~2m bytes per position.
 """
 from __future__ import annotations
 
@@ -142,3 +147,27 @@ def decode(ids_b: bytes, vals_b: bytes, aux_b: bytes, k: int, encoding: str) -> 
 def bytes_per_position_fixed(encoding: str, k: int) -> float | None:
     """Uncompressed bytes per position where the layout is fixed-size (None for varint ids)."""
     return {"raw": 8 * k + 4, "fp16": 6 * k + 2}.get(encoding)
+
+
+# --- tail statistics and draws (the ``sampled`` tail) -----------------------------------------------
+
+@dataclass
+class Tail:
+    """log_mass [N], negent [N] (float32), samples [N, m] (ascending ids)."""
+
+    log_mass: np.ndarray
+    negent: np.ndarray
+    samples: np.ndarray
+
+
+def encode_tail(t: Tail) -> bytes:
+    head = np.stack([np.asarray(t.log_mass, "<f4"), np.asarray(t.negent, "<f4")], axis=1)
+    s = np.sort(np.asarray(t.samples, dtype=np.int64), axis=1)
+    gaps = np.diff(s, axis=1, prepend=0) if s.shape[1] else s
+    return head.tobytes() + varint_encode(gaps)
+
+
+def decode_tail(blob: bytes, n: int, m: int) -> Tail:
+    head = np.frombuffer(blob[: 8 * n], dtype="<f4").reshape(n, 2)
+    gaps = varint_decode(blob[8 * n:]).reshape(n, m)
+    return Tail(head[:, 0].astype(np.float32), head[:, 1].astype(np.float32), np.cumsum(gaps, axis=1))

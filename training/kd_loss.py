@@ -14,42 +14,78 @@ temperature τ is, on its support, proportional to exp(logp/τ). Two ways to tre
 
 ``renormalize``  the teacher is renormalised over its top k (it puts no mass elsewhere); the KL
                  sums over the support against the student's full-vocabulary log-probs.
-``bucket``       the tail is one extra outcome for both: the teacher's tail mass at τ assumes the
-                 tail spread evenly over the other V−k ids ((V−k)·(tail/(V−k))^{1/τ}, exact at
-                 τ = 1), the student's is 1 − its mass on the teacher's top k.
+``bucket``       the tail is one extra outcome for both: the teacher's tail mass at τ is the exact
+                 one the capture stored for this τ, or else assumes the tail spread evenly over the
+                 other V−k ids ((V−k)·(tail/(V−k))^{1/τ}, exact at τ = 1); the student's is 1 − its
+                 mass on the teacher's top k.
+``sampled``      the tail term itself, unbiased: KL = Σ_top + Σ_tail p^τ_i (log p^τ_i − log q^τ_i).
+                 With the teacher's exact τ-tail mass P, the exact negentropy h of its tail
+                 conditional c = p^τ/P (both stored at capture), and m ids drawn from c:
+                 Σ_tail … = P·(log P + h − E_c[log q^τ]) ≈ P·(log P + h − mean_j log q^τ_{s_j}).
+                 The bucket drops P·KL(c ‖ q^τ|tail), the teacher's ranking inside its tail, which
+                 no top-k format stores and which dominates at τ 2 unless the teacher is very sharp
+                 (benchmarks/distill.py); the samples carry it at ~2 B per draw. The draws are
+                 systematic (one uniform per position, m evenly spaced quantiles of c in id order):
+                 every draw is still distributed as c, so the estimate stays unbiased, with less
+                 variance than independent draws, and the ids come out sorted for delta coding.
 
-With k = V (tail 0) both equal the full-vocabulary loss exactly.
+With k = V (tail 0) every mode equals the full-vocabulary loss exactly.
 """
 from __future__ import annotations
 
 import math
 
-TAIL_MODES = ("renormalize", "bucket")
+TAIL_MODES = ("renormalize", "bucket", "sampled")
 
 
 def _real(logits, n_real: int | None):
     return logits if n_real is None or logits.shape[-1] <= n_real else logits[..., :n_real]
 
 
-def kl_topk_sum(student_logits, ids, logp, tail, tau: float, tail_mode: str, n_real: int | None = None):
-    """Σ over positions of KL(teacher^τ ‖ student^τ) from a stored top-k; student_logits [N, V]."""
+def kl_topk_sum(student_logits, ids, logp, tail, tau: float, tail_mode: str, n_real: int | None = None,
+                tail_stats=None):
+    """Σ over positions of KL(teacher^τ ‖ student^τ) from a stored top-k; student_logits [N, V].
+
+    ``tail_stats`` = (log_mass [N], negent [N], sample ids [N, m]) from ``tail_statistics`` at this τ:
+    required by ``sampled``; ``bucket`` then uses the exact τ-tail mass."""
     import torch
 
     z = _real(student_logits, n_real).float()
-    s_top = torch.log_softmax(z / tau, dim=-1).gather(-1, ids.long())
-    return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1])
+    s_all = torch.log_softmax(z / tau, dim=-1)
+    s_top = s_all.gather(-1, ids.long())
+    if tail_stats is None:
+        return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1])
+    log_mass, negent, smp = tail_stats
+    s_smp = s_all.gather(-1, smp.long()) if smp.shape[-1] else None
+    return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1], log_mass=log_mass, negent=negent,
+                                s_samples=s_smp)
 
 
-def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: int, log_tail_tau=None):
+def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: int, log_tail_tau=None,
+                         log_mass=None, negent=None, s_samples=None):
     """The same KL given the student's τ-log-probs at the teacher's k ids (``s_top`` [N, k]).
 
     ``log_tail_tau`` [N] (bucket only): the teacher's exact log Σ_tail p^(1/τ) when it is known
-    (benchmarks/distill.py measures with it how much of the error is the even-tail assumption)."""
+    (benchmarks/distill.py measures with it how much of the error is the even-tail assumption).
+    ``log_mass`` / ``negent`` [N]: the teacher's exact τ-tail mass (log) and its tail conditional's
+    negentropy, as captured; ``s_samples`` [N, m]: the student's τ-log-probs at the drawn tail ids."""
     import torch
 
     if tail_mode not in TAIL_MODES:
         raise ValueError(f"tail_mode must be one of {TAIL_MODES}, not {tail_mode!r}")
     t = logp.float() / tau
+    if tail_mode == "sampled":
+        if log_mass is None or negent is None or s_samples is None or s_samples.shape[-1] == 0:
+            raise ValueError("tail_mode 'sampled' needs the captured tail statistics and tail samples")
+        log_mass = log_mass.float()
+        p_tail = log_mass.exp()
+        # the teacher's τ-log-probs on its top k: renormalised so that the top k hold 1 − P
+        t_logp = t - torch.logsumexp(t, dim=-1, keepdim=True) + torch.log1p(-p_tail.clamp(max=1.0 - 1e-7))[:, None]
+        kl = (t_logp.exp() * (t_logp - s_top)).sum()
+        tail_term = p_tail * (log_mass + negent.float() - s_samples.float().mean(dim=-1))
+        return kl + torch.where(p_tail > 0, tail_term, torch.zeros_like(tail_term)).sum()
+    if tail_mode == "bucket" and log_tail_tau is None and log_mass is not None:
+        log_tail_tau = torch.logsumexp(t, dim=-1) + log_mass.float() - torch.log1p(-log_mass.float().exp().clamp(max=1.0 - 1e-7))
     if tail_mode == "renormalize":
         t_logp = t - torch.logsumexp(t, dim=-1, keepdim=True)
         return (t_logp.exp() * (t_logp - s_top)).sum()
@@ -101,3 +137,32 @@ def topk_of_logits(teacher_logits, k: int, n_real: int | None = None):
     logp, ids = lp.topk(k, dim=-1)
     tail = (-torch.expm1(torch.logsumexp(logp, dim=-1))).clamp(min=0.0)
     return ids, logp, tail
+
+
+def tail_statistics(lp, top_ids, tau: float, m: int, generator=None):
+    """What the ``sampled`` tail needs, from a teacher's full temperature-1 log-probs ``lp`` [N, V]
+    (real ids only) and its top-k ids: (log τ-tail mass [N], negentropy of the τ-tail conditional [N],
+    m systematic draws from that conditional [N, m], ascending ids).
+
+    Systematic draws: u ~ U(0, 1/m) per position, quantiles u + j/m of the conditional's CDF in id
+    order. ``generator`` (a torch.Generator) makes them reproducible."""
+    import torch
+
+    N = lp.shape[0]
+    t = lp.float() / tau
+    t.scatter_(-1, top_ids.long(), -math.inf)
+    lse_tail = torch.logsumexp(t, dim=-1)                                   # log Σ_tail p^(1/τ)
+    lse_all = torch.logsumexp(torch.stack([lse_tail, torch.logsumexp(lp.float().gather(-1, top_ids.long()) / tau, -1)]), 0)
+    log_mass = lse_tail - lse_all
+    empty = torch.isinf(lse_tail)
+    t.sub_(torch.where(empty, torch.zeros_like(lse_tail), lse_tail)[:, None])  # log of the tail conditional
+    c = t.exp_()                                                            # in place: [N, V] once
+    negent = torch.special.xlogy(c, c).sum(-1)
+    if m <= 0 or N == 0:
+        return log_mass, negent, torch.zeros((N, 0), dtype=torch.long)
+    cdf = c.double().cumsum_(-1)
+    u = (torch.rand((N, 1), generator=generator, dtype=torch.float64) + torch.arange(m, dtype=torch.float64)) / m
+    u = u * cdf[:, -1:].clamp(min=1e-300)                                  # the cumsum's own total (rounding)
+    smp = torch.searchsorted(cdf, u, right=True).clamp_(max=lp.shape[-1] - 1)
+    smp[empty] = 0
+    return log_mass, torch.where(empty, torch.zeros_like(negent), negent), smp

@@ -48,7 +48,7 @@ def test_capture_aligns_position_j_with_token_j_plus_1(tmp_path, teacher_dir, tr
     from transformers import AutoModelForCausalLM
 
     from training.distill_capture import load_capture_config, run_capture
-    from training.kd_encoding import decode
+    from training.kd_encoding import decode, decode_tail
     from training.manifest_inputs import open_manifest
     from training.token_cache import tokenize_manifest
 
@@ -82,6 +82,14 @@ def test_capture_aligns_position_j_with_token_j_plus_1(tmp_path, teacher_dir, tr
         assert np.allclose(top.logp, ref_lp.numpy(), atol=2e-5)
         shifted = lp[torch.from_numpy(pos + 1)[:-1]].topk(16, -1)[0].numpy()  # off by one: must differ
         assert not np.allclose(top.logp[:-1], shifted, atol=1e-3)
+        # the τ-2 tail statistics (the config's default) are the teacher's exact ones at the same positions
+        tail = decode_tail(row["tail"], len(pos), 16)
+        p2 = torch.softmax(lp[torch.from_numpy(pos)] / 2.0, -1)
+        in_top = torch.zeros_like(p2, dtype=torch.bool).scatter_(-1, ref_ids, True)
+        mass = p2.masked_fill(in_top, 0).sum(-1)
+        assert np.allclose(np.exp(tail.log_mass), mass.numpy(), rtol=1e-4)
+        assert not in_top.gather(-1, torch.from_numpy(tail.samples)).any()
+    assert d["tail"] == {**d["tail"], "tau": 2.0, "samples": 16}
 
 
 def _start(config: Path, log: Path) -> subprocess.Popen:

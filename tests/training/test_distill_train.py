@@ -43,7 +43,7 @@ def _train_cfg(root: Path, **kw):
                     "global_batch_size": 2, "micro_batch_size": 2, "max_steps": 2, **kw}]})
 
 
-@pytest.mark.parametrize("tail", ["renormalize", "bucket"])
+@pytest.mark.parametrize("tail", ["renormalize", "bucket", "sampled"])
 def test_packed_kd_batch_equals_its_samples_unpacked(captured, tiny_model, qwen_tokenizer, tail):
     from training.stage_data import build_stage_data
 
@@ -54,7 +54,10 @@ def test_packed_kd_batch_equals_its_samples_unpacked(captured, tiny_model, qwen_
     assert len(multi) >= 2
     a, b = multi[0], len(ds) - 1  # two sequences of different lengths: the collator pads one of them
     batch = ds.collator([ds[a], ds[b]])
-    assert set(batch) == {"input_ids", "labels", "position_ids", "kd_index", "kd_ids", "kd_logp", "kd_tail"}
+    # the capture stored tail statistics at τ 2 (its default), so they travel with the batch
+    assert set(batch) == {"input_ids", "labels", "position_ids", "kd_index", "kd_ids", "kd_logp", "kd_tail",
+                          "kd_tmass", "kd_tnegent", "kd_smp"}
+    assert batch["kd_smp"].shape == (len(batch["kd_index"]), 16)
     # the stored rows sit exactly at the positions whose next token is a target
     nxt = torch.zeros_like(batch["labels"], dtype=torch.bool)
     nxt[:, :-1] = batch["labels"][:, 1:] != -100
@@ -74,7 +77,9 @@ def test_packed_kd_batch_equals_its_samples_unpacked(captured, tiny_model, qwen_
                 labels = it["labels"][off:off + n].clone()
                 single = {"input_ids": it["input_ids"][None, off:off + n], "labels": labels[None],
                           "kd_index": it["kd_pos"][sel] - off, "kd_ids": it["kd_ids"][sel],
-                          "kd_logp": it["kd_logp"][sel], "kd_tail": it["kd_tail"][sel]}
+                          "kd_logp": it["kd_logp"][sel], "kd_tail": it["kd_tail"][sel],
+                          "kd_tmass": it["kd_tmass"][sel], "kd_tnegent": it["kd_tnegent"][sel],
+                          "kd_smp": it["kd_smp"][sel]}
                 loss, _, _, m, _ = kd_batch_loss(tiny_model, single, **kw)
                 alone += float(loss)
                 n_alone += m
@@ -86,17 +91,31 @@ def test_packed_kd_batch_equals_its_samples_unpacked(captured, tiny_model, qwen_
 def test_distill_stage_trains_under_zero3_and_records_its_loss(captured, tmp_path):
     from training.curriculum import run_training
 
-    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 2.0, "tail": "renormalize"})
+    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 2.0, "tail": "sampled"})
     cfg.output_dir = str(tmp_path / "run")
     out = run_training(cfg)
     run = json.loads((out / "run.json").read_text())
     st = run["stages"][0]
     assert run["kind"] == "distill" and st["global_step"] == 2
-    assert st["distill"]["tail"] == "renormalize" and st["distill"]["mode"] == "offline" and st["distill"]["k"] == [16]
+    assert st["distill"]["tail"] == "sampled" and st["distill"]["mode"] == "offline" and st["distill"]["k"] == [16]
+    assert st["distill"]["tail_mass"] == "exact"
     assert any(m["stage"] == "distill_logits" for m in st["manifests"])
     log = json.loads((out / "stages" / "01-kd" / "stage.json").read_text())["log_history"]
     assert any("kd_kl" in h and h["kd_kl"] > 0 for h in log)
     assert (out / "final" / "config.json").exists()
+
+
+def test_sampled_tail_needs_draws_at_the_stages_temperature(captured, qwen_tokenizer):
+    from corpora_manifests.errors import UserError
+    from training.stage_data import build_stage_data
+
+    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 1.0, "tail": "sampled"})
+    with pytest.raises(UserError, match="tail draws are at tau 2"):
+        build_stage_data(cfg, cfg.stages[0], qwen_tokenizer, progress=False)
+    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 1.0, "tail": "bucket"})
+    data = build_stage_data(cfg, cfg.stages[0], qwen_tokenizer, progress=False)
+    assert data.summary()["distill"]["tail_mass"] == "even-tail estimate"  # no exact τ-1 tail was captured
+    assert "kd_tmass" not in data.dataset()[0]
 
 
 def test_online_teacher_mode_uses_the_sft_data_and_full_vocabulary_kl(captured, tiny_model, qwen_tokenizer, train_fixtures):

@@ -26,8 +26,50 @@ def test_topk_with_k_equal_vocab_is_the_full_loss(mode, tau):
     ref_kl = torch.nn.functional.kl_div(torch.log_softmax(zs / tau, -1), torch.log_softmax(zt / tau, -1),
                                         reduction="sum", log_target=True)
     assert torch.allclose(kd_loss.kl_full_sum(zs, zt, tau), ref_kl, rtol=1e-5)
-    top = kd_loss.combine(kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, mode), kd_loss.ce_sum(zs, targets), 0.5, tau)
+    stats = kd_loss.tail_statistics(torch.log_softmax(zt, -1), ids, tau, 4) if mode == "sampled" else None
+    top = kd_loss.combine(kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, mode, tail_stats=stats),
+                          kd_loss.ce_sum(zs, targets), 0.5, tau)
     assert abs(top.item() - full.item()) / abs(full.item()) <= 1e-5
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_sampled_tail_is_unbiased_where_the_bucket_is_not(tau):
+    # a teacher whose top 8 of 300 ids hold little of its τ-mass: the bucket misses the KL inside the
+    # tail; the sampled tail term averages to the full KL (many positions, as a training set has)
+    zt = _logits(n=2000, seed=5, scale=3.0)
+    zs = 0.6 * zt + _logits(n=2000, seed=4, scale=1.5)  # a student that has learnt something of the teacher
+    ids, logp, tail = kd_loss.topk_of_logits(zt, k=8)
+    full = kd_loss.kl_full_sum(zs, zt, tau).item()
+    g = torch.Generator().manual_seed(6)
+    stats = kd_loss.tail_statistics(torch.log_softmax(zt, -1), ids, tau, 16, g)
+    # the statistics are exact: tail mass and conditional negentropy from the full distribution
+    p = torch.softmax(zt / tau, -1)
+    in_top = torch.zeros_like(p, dtype=torch.bool).scatter_(-1, ids, True)
+    mass = p.masked_fill(in_top, 0).sum(-1)
+    assert torch.allclose(stats[0].exp(), mass, rtol=1e-4)
+    c = p.masked_fill(in_top, 0) / mass[:, None]
+    assert torch.allclose(stats[1], torch.special.xlogy(c, c).sum(-1), rtol=1e-4, atol=1e-5)
+    # draws never hit the top k, come out ascending, and follow the conditional (the last check below)
+    assert not in_top.gather(-1, stats[2]).any() and bool((stats[2].diff(dim=-1) >= 0).all())
+    sampled = kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, "sampled", tail_stats=stats).item()
+    bucket = kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, "bucket", tail_stats=stats).item()
+    assert abs(sampled - full) / full < 0.01
+    assert abs(bucket - full) / full > 0.1
+    # draws from the wrong distribution (the τ-1 tail at τ 2, or uniform) would be visibly off
+    wrong = kd_loss.tail_statistics(torch.log_softmax(zt, -1), ids, 1.0 if tau == 2.0 else 3.0, 16, g)
+    off = kd_loss.kl_topk_sum(zs, ids, logp, tail, tau, "sampled", tail_stats=(stats[0], stats[1], wrong[2])).item()
+    assert abs(off - full) / full > 0.02
+
+
+def test_tail_statistics_round_trip_through_their_column():
+    zt = _logits(n=50, V=3000, seed=7)
+    ids, _, _ = kd_loss.topk_of_logits(zt, k=16)
+    st = enc.Tail(*(x.numpy() for x in kd_loss.tail_statistics(torch.log_softmax(zt, -1), ids, 2.0, 16)))
+    blob = enc.encode_tail(st)
+    back = enc.decode_tail(blob, 50, 16)
+    assert np.array_equal(back.samples, st.samples)
+    assert np.array_equal(back.log_mass, st.log_mass) and np.array_equal(back.negent, st.negent)
+    assert len(blob) < 50 * (8 + 16 * 2)  # float32 pair + ≤ 2-byte gaps over 3,000 ids
 
 
 def test_padding_columns_take_no_mass():
