@@ -115,7 +115,7 @@ def write_pipeline_report(p: Pipeline, demo: bool = False) -> Path:
             if main is not None and (main / rep).is_file() and ctx.spec.kind != "review":
                 links.append(_link(root, main / rep, f"{name}/{rep}" if ctx.spec.kind != "review" else rep))
         body = ""
-        if ctx.spec.kind in ("curate", "filters", "synth"):
+        if ctx.spec.kind in ("curate", "filters", "synth", "distill_capture"):
             dirs = {k: v for k, v in outs.items() if k != "dir"}
             if "sft_stage2" in dirs:
                 dirs.pop("")

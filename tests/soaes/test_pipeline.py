@@ -1,6 +1,8 @@
 """`soaes pipeline`: configs/soaesv2.yaml itself runs through every stage on the fixtures (only
---set overrides: inputs → fixtures, model → a tiny Qwen2, sizes → tiny), stops at the review gate,
-reruns as a no-op and marks exactly the stages a changed key affects as stale."""
+--set overrides: inputs → fixtures, models → tiny Qwen2s, sizes → tiny), stops at the review gate,
+reruns as a no-op and marks exactly the stages a changed key affects as stale. Phase 3 included:
+the tiny SFT model is the teacher whose logits are captured, a tinier draft is distilled from them
+and the eval stage benchmarks it as the SFT model's speculative draft."""
 import json
 import os
 from pathlib import Path
@@ -15,6 +17,7 @@ from tests.conftest import REPO
 
 PAPER = REPO / "configs" / "soaesv2.yaml"
 TINY = "{hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1}"
+TINY_DRAFT = "{hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1}"
 FIX = "tests/fixtures"
 
 # Only what a user on a laptop would override: inputs (fixtures), the base model (tiny) and sizes.
@@ -29,14 +32,20 @@ SETS = [
     f"sft_stage1.decontam.eval_sets.3.path={FIX}/eval/disc_law_eval_sample.jsonl",  # no disc_fin_eval fixture
     "sft_stage1.executor.tasks=1", "sft_stage1.executor.workers=1",
     "train_cpt.model.path=null", f"train_cpt.model.tiny={TINY}",
+    "train_draft.model.path=null", f"train_draft.model.tiny={TINY_DRAFT}", "train_draft.logging_steps=1",
+    # the capture's cost is the LM head over 152 k ids at every assistant position: samples of up to
+    # 80 tokens only (a fifth of stage 2's); the draft trains at the same seq_len, as the configs pair them
+    "logits.seq_len=80", "logits.batch_tokens=2048", "train_draft.seq_len=80",
+    "train_cpt.seq_len=128", "train_sft.seq_len=128",
 ]
-for run in ("train_cpt", "train_sft"):
+for run in ("train_cpt", "train_sft", "train_draft"):
     # CPU, seconds: no DeepSpeed CPU-Adam JIT build, short sequences, a couple of steps per stage
-    SETS += [f"{run}.deepspeed.enabled=false", f"{run}.seq_len=128", f"{run}.gradient_checkpointing=false",
-             f"{run}.save_steps=2"]
+    SETS += [f"{run}.deepspeed.enabled=false", f"{run}.gradient_checkpointing=false", f"{run}.save_steps=2"]
 SETS += ["train_cpt.stages.0.global_batch_size=1", "train_cpt.stages.0.max_steps=2"]
 SETS += [f"train_sft.stages.{i}.{k}" for i in (0, 1) for k in ("global_batch_size=1", "max_steps=2")]
-SETS += ["eval.max_new_tokens=4"]
+SETS += ["train_draft.stages.0.global_batch_size=1", "train_draft.stages.0.max_steps=2"]
+SETS += ["eval.max_new_tokens=4", "eval.specbench.n=[2]", "eval.specbench.modes=[greedy]",
+         "eval.specbench.max_new_tokens=4", "eval.specbench.limit=2"]
 
 
 def _load(root, extra=()):
@@ -55,7 +64,7 @@ def paper_run(tmp_path_factory):
         # need the reviewed data (CPT training) goes on
         acts = {o.name: (o.action, o.detail) for o in first}
         assert acts["review"][0] == "waiting" and "soaes review export" in acts["review"][1]
-        assert acts["sft_stage1"][0] == acts["train_sft"][0] == acts["eval"][0] == "blocked"
+        assert {acts[n][0] for n in ("sft_stage1", "train_sft", "logits", "train_draft", "eval")} == {"blocked"}
         assert acts["train_cpt"][0] == "ran"
         assert pipeline_status(p)["review"].state == "waiting"
         from synthesis.store import ReviewStore
@@ -71,7 +80,8 @@ def paper_run(tmp_path_factory):
 
 def test_paper_config_chains_through_every_stage(paper_run):
     p, _, second = paper_run
-    assert [o.name for o in second if o.action == "ran"] == ["review", "sft_stage1", "train_sft", "eval"]
+    assert [o.name for o in second if o.action == "ran"] == ["review", "sft_stage1", "train_sft", "logits",
+                                                              "train_draft", "eval"]
     root = p.root
     cpt, synth_train, synth_eval, stage1 = (root / "cpt", root / "synth" / "sft_stage2", root / "synth" / "eval",
                                             root / "sft_stage1")
@@ -94,6 +104,40 @@ def test_paper_config_chains_through_every_stage(paper_run):
     assert {tuple(r["metadata"]["review.annotators"]) for r in iter_rows(synth_train)} == {("annotator-1",)}
 
 
+def test_phase3_captures_the_sft_model_distils_the_draft_and_benchmarks_it(paper_run):
+    from training.distill_capture import teacher_identity
+
+    p, _, _ = paper_run
+    root = p.root
+    teacher, stage1, synth_train = root / "train_sft" / "final", root / "sft_stage1", root / "synth" / "sft_stage2"
+    # the capture pins the trained SFT model (its weights as they are now) and the SFT manifests it read
+    logits = load_manifest(root / "logits")
+    assert logits.stage == "distill_logits" and verify_manifest(root / "logits", logits) == []
+    d = logits.stats["distill"]
+    assert d["teacher"]["path"] == str(teacher.resolve())
+    assert d["teacher"]["weights_sha256"] == teacher_identity(teacher)["weights_sha256"]
+    assert {Path(m["path"]).resolve() for m in d["source_manifests"]} == {stage1.resolve(), synth_train.resolve()}
+    assert (d["k"], d["encoding"]) == (64, "delta_q8") and d["positions"] == sum(s.tokens for s in logits.shards) > 0
+    # the draft: a tiny base distilled offline from those logits with the paper's loss settings
+    run = json.loads((root / "train_draft" / "run.json").read_text())
+    st = run["stages"][0]
+    assert run["kind"] == "distill" and st["distill"]["mode"] == "offline"
+    assert (st["distill"]["alpha"], st["distill"]["temperature"], st["distill"]["tail"]) == (0.5, 2.0, "bucket")
+    assert st["distill"]["k"] == [64] and st["distill"]["encoding"] == ["delta_q8"]
+    assert (root / "logits").resolve() in {Path(m["path"]).resolve() for m in run["consumed_manifests"]}
+    hist = json.loads((Path(st["model_dir"]).parent / "stage.json").read_text())["log_history"]
+    assert any("kd_kl" in h and h["kd_kl"] >= 0 for h in hist)
+    # eval: the SFT model as target, the distilled draft as its assistant, acceptance measured
+    sb = json.loads((root / "eval" / "specbench" / "specbench.json").read_text())
+    assert (sb["target"], sb["draft"]) == (str(teacher.resolve()), str((root / "train_draft" / "final").resolve()))
+    rows = {(r["method"], r["n"]): r for r in sb["rows"]}
+    assert set(rows) == {("target", None), ("draft", 2), ("prompt-lookup", 2), ("self-draft", 2)}
+    draft = rows[("draft", 2)]
+    assert draft["prompts"] == 2 and draft["drafted"] > 0 and 0 <= draft["acceptance_rate"] <= 1
+    assert rows[("self-draft", 2)]["acceptance_rate"] == 1.0  # the figures' own sanity check
+    assert (root / "eval" / "specbench" / "specbench.md").is_file()
+
+
 def test_rerun_is_up_to_date_and_recomputes_nothing(paper_run):
     p, _, _ = paper_run
     files = [f for f in p.root.rglob("*") if f.is_file() and ".pipeline" not in f.parts and f.name != "pipeline.log"]
@@ -112,10 +156,14 @@ def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run
     assert {st[n].state for n in ("review", "sft_stage1", "train_sft", "eval")} <= {"stale", "pending"}
     with pytest.raises(UserError, match=r"chunking\.min_chars.*--force synth"):
         run_pipeline(changed)
-    # a training key: only that training run
+    # a training key: that training run and what consumes its model (the capture, the draft, eval)
     st = pipeline_status(_load(p.root, ["train_sft.stages.1.learning_rate=1e-4"]))
-    assert {n for n, s in st.items() if s.state != "done"} == {"train_sft", "eval"}
+    assert {n for n, s in st.items() if s.state != "done"} == {"train_sft", "logits", "train_draft", "eval"}
     assert st["train_sft"].changed == ["stages.1.learning_rate"]
+    # a capture key: the capture, the draft distilled from it and eval
+    st = pipeline_status(_load(p.root, ["logits.k=32"]))
+    assert {n for n, s in st.items() if s.state != "done"} == {"logits", "train_draft", "eval"}
+    assert st["logits"].changed == ["k"]
 
 
 def test_unknown_stage_and_bad_set_fail_with_one_line(tmp_path):
