@@ -122,7 +122,9 @@ def test_phase3_captures_the_sft_model_distils_the_draft_and_benchmarks_it(paper
     run = json.loads((root / "train_draft" / "run.json").read_text())
     st = run["stages"][0]
     assert run["kind"] == "distill" and st["distill"]["mode"] == "offline"
-    assert (st["distill"]["alpha"], st["distill"]["temperature"], st["distill"]["tail"]) == (0.5, 2.0, "bucket")
+    kd = p.contexts["train_draft"].config.stages[0].distill  # configs/distill_draft.yaml's loss settings
+    assert (st["distill"]["alpha"], st["distill"]["temperature"]) == (kd.alpha, kd.temperature) == (0.5, 2.0)
+    assert st["distill"]["tail"] == kd.tail
     assert st["distill"]["k"] == [64] and st["distill"]["encoding"] == ["delta_q8"]
     assert (root / "logits").resolve() in {Path(m["path"]).resolve() for m in run["consumed_manifests"]}
     hist = json.loads((Path(st["model_dir"]).parent / "stage.json").read_text())["log_history"]
