@@ -13,10 +13,14 @@ into ``benchmarks/domain_pool/labels.jsonl`` (the texts stay in the git-ignored 
 ``benchmarks/domain_pool/RULE.md`` (written before labelling).
 ``--lexicon-min-hits`` (default 1, as ``DomainFilter``) applies cascade stage 2
 (``filters/domain/lexicon.py``); ``--out DIR`` chooses the sample directory; ``--exclude-labelled
-LABELS.jsonl`` keeps records labelled before (validation) out of a new sample.
+LABELS.jsonl`` keeps records labelled before (validation) out of a new sample; ``--note-labelled
+LABELS.jsonl`` instead draws uniformly from the whole set and only marks them (``labelled_before``;
+``score`` then also splits the figures by it).
 ``census`` (``census --threshold T LABELS.jsonl …``): how many of the records kept now carry a hand
 label in any of the given label files, and their precision (a near-census when earlier samples
 cover most of the kept set; labels used to choose the threshold flatter it).
+``reweight DIR…``: the stage-1 threshold rule — the smallest threshold at which the mean re-weighted
+precision (classifier + stage 2) over earlier labelled samples reaches ``--target`` (validation only).
 ``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
 intervals, and the implied recall on the pool.
 """
@@ -107,6 +111,42 @@ def census(args) -> None:
                       "threshold": args.threshold}, indent=2))
 
 
+def reweight(args) -> None:
+    """The stage-1 threshold rule (docs/filters.md): for each earlier labelled sample directory, the
+    precision of classifier + stage 2 at threshold t over its labelled records, each weighing its
+    stratum's size / records drawn from it (the strata are the kept / dropped sets of the model that
+    drew the sample, less the records excluded as labelled before); the chosen threshold is the
+    smallest t whose mean over the samples is ≥ ``--target``. Labels used here are validation: a
+    fresh sample must be drawn afterwards to measure."""
+    args.threshold = 0.0  # score everything; the grid below decides
+    _, recs, preds, _, _ = decide(args)
+    from filters.domain.lexicon import lexicon_gate, request_text
+
+    by_id = {s.id: (p.p_in, lexicon_gate(request_text(s.messages), args.lexicon_min_hits) is None)
+             for (_, s, _), p in zip(recs, preds)}
+    samples = []
+    for d in map(Path, args.dirs):
+        info = json.loads((d / "sample_info.json").read_text(encoding="utf-8"))["counts"]
+        ids = {r["id"]: r["set"] for r in map(json.loads, (d / "sample_ids.jsonl").open(encoding="utf-8"))}
+        labels = {r["id"]: r["label"] for r in map(json.loads, (d / "labels.jsonl").open(encoding="utf-8"))}
+        drawn = Counter(ids.values())
+        w = {k: (info[k] - info.get(f"excluded_labelled_{k}", 0)) / max(1, drawn[k]) for k in ("kept", "dropped")}
+        samples.append((d.name, [(by_id[i], w[st], labels[i] == "in") for i, st in ids.items() if i in by_id and i in labels]))
+    grid = [round(x, 2) for x in args.grid]
+    rows = {}
+    for t in grid:
+        per = {}
+        for name, items in samples:
+            kin = sum(wt for (p, gate), wt, g in items if p >= t and gate and g)
+            kall = sum(wt for (p, gate), wt, g in items if p >= t and gate)
+            per[name] = round(kin / kall, 4) if kall else None
+        vals = [v for v in per.values() if v is not None]
+        kept = sum(1 for p, gate in by_id.values() if p >= t and gate)
+        rows[str(t)] = {"mean": round(sum(vals) / max(1, len(vals)), 4), "by_sample": per, "kept": kept}
+    chosen = next((t for t in grid if rows[str(t)]["mean"] >= args.target), None)
+    print(json.dumps({"target": args.target, "chosen": chosen, "grid": rows}, indent=2))
+
+
 def sample(args) -> None:
     out_dir = Path(args.out)
     # records labelled earlier (validation: the cascade's rule was chosen on them) are never re-drawn
@@ -117,6 +157,9 @@ def sample(args) -> None:
     kept = [(r, p) for r, p, k in zip(recs, preds, keep) if k]
     dropped = [(r, p) for r, p, k in zip(recs, preds, keep) if not k]
     counts.update(chinese=len(recs), kept=len(kept), dropped=len(dropped), classifier_kept=sum(p.is_in for p in preds))
+    before = set()  # --note-labelled: drawn like any record, but marked (labels are not copied)
+    for f in args.note_labelled or []:
+        before |= {json.loads(l)["id"] for l in Path(f).open(encoding="utf-8")}
     kept_s = [(r, p) for r, p in kept if r[1].id not in exclude]
     dropped_s = [(r, p) for r, p in dropped if r[1].id not in exclude]
     counts.update(excluded_labelled_kept=len(kept) - len(kept_s), excluded_labelled_dropped=len(dropped) - len(dropped_s))
@@ -128,6 +171,8 @@ def sample(args) -> None:
             ans = next((m["content"] for m in s.messages if m["role"] == "assistant"), "")
             rows.append({"id": s.id, "source": name, "set": which, "p_in": round(p.p_in, 4), "domain": p.domain,
                          "question": user[:400], "answer": ans[:200]})
+            if args.note_labelled:
+                rows[-1]["labelled_before"] = s.id in before
     out_dir.mkdir(parents=True, exist_ok=True)
     # sample.jsonl holds the texts (for labelling; git-ignored: Alpaca-zh may not be committed);
     # sample_ids.jsonl, committed, holds what scoring needs
@@ -136,10 +181,12 @@ def sample(args) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     with (out_dir / "sample_ids.jsonl").open("w", encoding="utf-8") as f:
         for r in rows:
-            f.write(json.dumps({k: r[k] for k in ("id", "source", "set", "p_in", "domain")}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({k: r[k] for k in ("id", "source", "set", "p_in", "domain", "labelled_before") if k in r},
+                               ensure_ascii=False) + "\n")
     info = {"model": str(model.path), "model_sha256": model.info.get("model_sha256"), "threshold": model.threshold,
             "counts": dict(counts), "seed": 12, "n_per_set": args.n, "lexicon_min_hits": args.lexicon_min_hits,
-            "excluded_labelled": args.exclude_labelled or []}
+            "excluded_labelled": args.exclude_labelled or [], "noted_labelled": args.note_labelled or [],
+            "kept_labelled_before": sum(r[1].id in before for r, _ in kept)}
     (out_dir / "sample_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(info, ensure_ascii=False, indent=2))
 
@@ -157,6 +204,12 @@ def score(args) -> None:
         ids = [i for i, r in rows.items() if r["set"] == which]
         k = sum(labels[i] == "in" for i in ids)
         res[which] = {"n": len(ids), "in": k, "share_in": round(k / max(1, len(ids)), 4), "ci95": wilson(k, len(ids))}
+        if any("labelled_before" in rows[i] for i in ids):  # drawn at random from the whole set; split for the record
+            for flag in (True, False):
+                sub = [i for i in ids if rows[i].get("labelled_before") is flag]
+                k2 = sum(labels[i] == "in" for i in sub)
+                res[which]["labelled_before" if flag else "never_labelled"] = {
+                    "n": len(sub), "in": k2, "share_in": round(k2 / max(1, len(sub)), 4), "ci95": wilson(k2, len(sub))}
     c = info["counts"]
     est_in_kept = res["kept"]["share_in"] * c["kept"]
     est_in_dropped = res["dropped"]["share_in"] * c["dropped"]
@@ -187,6 +240,8 @@ def main() -> None:
     s.add_argument("--lang-cache", default=None, help="JSON list of the Chinese records' ids (written if missing)")
     s.add_argument("--lexicon-min-hits", type=int, default=1, help="cascade stage 2 as in DomainFilter (0 = classifier only)")
     s.add_argument("--exclude-labelled", action="append", help="labels.jsonl whose ids are never drawn (validation)")
+    s.add_argument("--note-labelled", action="append",
+                   help="labels.jsonl whose ids may be drawn but are marked labelled_before (a uniform sample of the set)")
     s.add_argument("--out", default=str(OUT), help="sample directory")
     sc = sub.add_parser("score")
     sc.add_argument("--out", default=str(OUT), help="sample directory")
@@ -194,8 +249,14 @@ def main() -> None:
     for a in ("--data", "--model", "--threshold", "--lang-cache", "--lexicon-min-hits"):
         ce._add_action(next(x for x in s._actions if a in x.option_strings))
     ce.add_argument("labels", nargs="+", help="labels.jsonl files (earlier ones first)")
+    rw = sub.add_parser("reweight", help="the stage-1 threshold rule on earlier labelled sample directories")
+    for a in ("--data", "--model", "--lang-cache", "--lexicon-min-hits"):
+        rw._add_action(next(x for x in s._actions if a in x.option_strings))
+    rw.add_argument("--target", type=float, default=0.90)
+    rw.add_argument("--grid", type=float, nargs="+", default=[k / 100 for k in range(50, 100)])
+    rw.add_argument("dirs", nargs="+", help="sample directories (sample_info.json, sample_ids.jsonl, labels.jsonl)")
     args = ap.parse_args()
-    {"sample": sample, "score": score, "census": census}[args.cmd](args)
+    {"sample": sample, "score": score, "census": census, "reweight": reweight}[args.cmd](args)
 
 
 if __name__ == "__main__":

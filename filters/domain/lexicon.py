@@ -43,14 +43,53 @@ TASK = """
 """.split()
 
 
+# Terms that name a topic OUTSIDE the four domains (stacking evidence against, ``stack.FEATURES_V3``).
+# Written by hand from the top classes of the Chinese Library Classification that are not D
+# (politics, law) or F (economics) — R medicine and health, N–Q natural science, T–V engineering and
+# computing, G education and sport, I–J literature and art, K history and geography, S agriculture —
+# plus everyday life (food, home, travel, pets, entertainment). Why: held out, the model has seen
+# no negatives on most of these topics and calls e.g. medical questions law; a keyword regex never
+# does. Terms that also name domain matters (保险, 计算, 考试, 互联网, 房) are left out; single
+# characters only where they rarely occur inside other words.
+OTHER = """
+医生 医院 医学 医师 患者 病人 疾病 病症 症状 病毒 细菌 感染 治疗 药物 用药 服药 吃药 手术 感冒 发烧 发热 咳嗽 头痛 疼痛 炎症 发炎 癌 肿瘤
+糖尿病 高血压 血压 血糖 心脏 肝 肾 胃 肺 过敏 怀孕 孕妇 婴儿 宝宝 营养 减肥 健康 皮肤 睡眠 失眠 中医 疫苗 牙齿 眼睛
+物理 化学 生物 细胞 基因 DNA 分子 原子 能量 光合作用 植物 动物 地球 宇宙 行星 恒星 太阳 月球 气候 天气 温度 实验 数学 方程 函数 几何 三角形
+编程 代码 算法 Python Java 计算机 电脑 手机 软件 硬件 数据库 人工智能 机器学习 芯片 汽车 发动机 电路 游戏 玩家 网游 手游
+学生 老师 教师 学校 课程 作业 足球 篮球 比赛 球队 球员 联赛 运动员 健身 体育 奥运
+诗 小说 故事 作文 电影 音乐 歌曲 绘画 艺术 演员 明星 娱乐 综艺 动漫
+历史 朝代 皇帝 古代 旅游 旅行 景点 种植 农作物 养殖 鲜花 食谱 烹饪 做饭 菜谱 蛋糕 水果 蔬菜 咖啡 宠物 狗 猫 家居 装修 家具 时尚 服装 穿搭 化妆
+""".split()
+
+def _trie_pattern(node: dict) -> str:
+    """A regex for the terms under a trie node: branches by next character, the end of a term (key
+    "") as a greedy optional tail, so the longest term wins at each position — the same matches as a
+    longest-first alternation (checked on every family and pool text), ~12 % faster."""
+    ends = "" in node
+    branches = [re.escape(ch) + _trie_pattern(sub) for ch, sub in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if ends:
+        body = (body if len(branches) == 1 and len(body) == 1 else "(?:" + body + ")") + "?"
+    return body
+
+
 def _alternation(words: list[str]) -> re.Pattern:
     # case variants spelt out instead of re.IGNORECASE, which makes Python's re ~6x slower here
     forms = {f for w in words for f in (w, w.lower(), w.upper(), w.capitalize())}
-    return re.compile("|".join(sorted(map(re.escape, forms), key=len, reverse=True)))
+    trie: dict = {}
+    for f in forms:
+        node = trie
+        for ch in f:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return re.compile(_trie_pattern(trie))
 
 
 _TOPIC = _alternation(TOPIC)
 _TASK = _alternation(TASK)
+_OTHER = _alternation(OTHER)
 
 
 def instruction_line(request: str) -> str:

@@ -13,6 +13,9 @@ Systems, all given the same data and the same threshold rule:
 * ``<system>+stack`` — P(in) of that system, keyword hits, topic-lexicon hits and the
   general-task marker combined by a logistic regression (``stack.py``) fit on the training
   families' *validation* records (every family × class weighted equally);
+* ``<system>+stack2`` / ``+stack3`` — the same, with the logit of P(in) (v3: and the net lexicon
+  balance with ``lexicon.OTHER``), weights fit on the validation records plus the *other* held-out
+  families' dev rows (``_stack2``);
 * ``<system>+lex`` — that system followed by cascade stage 2 (``lexicon.lexicon_gate`` on the
   record's text, P(in) set to 0 where it drops), as ``DomainFilter`` runs by default; its own
   threshold is chosen like every other system's.
@@ -210,7 +213,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                                 "dev": len(dev), "train": len(train_recs), "valid": len(valid_recs)}
         scored[fam] = {"test": test, "dev": dev, "systems": {}}
         for sysname in systems:
-            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack", "+stack2")):
+            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack", "+stack2", "+stack3")):
                 continue
             out = workdir / f"{fam}-{sysname}.bin"
             if reuse and out.exists() and out.with_suffix(".json").exists():
@@ -221,7 +224,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 "valid_threshold": model.threshold,
                 "test_p": [p.p_in for p in model.predict([r["text"] for r in test])],
                 "dev_p": [p.p_in for p in model.predict([r["text"] for r in dev])]}
-            if any(s_ in (sysname + "+stack", sysname + "+stack2") for s_ in systems):
+            if any(s_ in (sysname + "+stack", sysname + "+stack2", sysname + "+stack3") for s_ in systems):
                 scored[fam]["systems"][sysname]["valid_p"] = [p.p_in for p in model.predict([r["text"] for r in valid_recs])]
             log(f"{fam:16s} {sysname:9s} trained (valid threshold {model.threshold})")
         for sysname in systems:
@@ -244,7 +247,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                     "valid_threshold": base["valid_threshold"],
                     "test_p": _gated(base["test_p"], test), "dev_p": _gated(base["dev_p"], dev)}
     for sysname in systems:
-        if sysname.endswith("+stack2"):  # v2: valid records + the OTHER families' out-of-family dev rows
+        if sysname.endswith(("+stack2", "+stack3")):  # v2/v3: valid records + the OTHER families' dev rows
             _stack2(sysname, scored, records, licence, result, log)
     grid = [k / 100 for k in range(5, 96)]
     for sysname in systems:
@@ -300,25 +303,27 @@ def _stack2(sysname: str, scored: dict, records: list[dict], licence: str, resul
     """Stacking v2 (``stack.py``) for every held-out family F: weights fit on F's training families'
     validation records plus the dev rows of every *other* held-out family, each scored by the model
     that never saw it; F's own records (dev or test) never enter F's weights. The rows of all
-    families (``result['stack_rows'][base]``) are what ``train-default`` fits the shipped weights on."""
+    families (``result['stack_rows'][sysname]``) are what ``train-default`` fits the shipped weights on."""
     from . import stack
     from .licences import select
 
-    base = sysname[: -len("+stack2")]
+    base, version = sysname.rsplit("+stack", 1)
+    names = stack.FEATURES_V3 if version == "3" else stack.FEATURES_V2
     rows = {fam: stack.aggregate_rows(fam, sc["systems"][base]["dev_p"], [r["text"] for r in sc["dev"]],
-                                      [r["label"] in IN_LABELS for r in sc["dev"]]) for fam, sc in scored.items()}
-    result.setdefault("stack_rows", {})[base] = [r for fam in rows for r in rows[fam]]
+                                      [r["label"] in IN_LABELS for r in sc["dev"]], names) for fam, sc in scored.items()}
+    # keyed by system: v2 and v3 rows differ (v3 adds other-topic hits and reads a shorter window)
+    result.setdefault("stack_rows", {})[sysname] = [r for fam in rows for r in rows[fam]]
     for fam, sc in scored.items():
         rest = select([r for r in records if r["family"] != fam], licence)
         valid_recs = [r for r in rest if in_valid(r["id"])]
         b = sc["systems"][base]
         w = stack.fit(b["valid_p"], [r["text"] for r in valid_recs], [r["label"] in IN_LABELS for r in valid_recs],
-                      [r["family"] for r in valid_recs], names=stack.FEATURES_V2,
+                      [r["family"] for r in valid_recs], names=names,
                       rows=[r for f, rs in rows.items() if f != fam for r in rs])
         sc["systems"][sysname] = {
             "valid_threshold": b["valid_threshold"], "weights": w,
-            "test_p": stack.apply(w, b["test_p"], [r["text"] for r in sc["test"]], stack.FEATURES_V2).tolist(),
-            "dev_p": stack.apply(w, b["dev_p"], [r["text"] for r in sc["dev"]], stack.FEATURES_V2).tolist()}
+            "test_p": stack.apply(w, b["test_p"], [r["text"] for r in sc["test"]], names).tolist(),
+            "dev_p": stack.apply(w, b["dev_p"], [r["text"] for r in sc["dev"]], names).tolist()}
         log(f"{fam:16s} {sysname:9s} weights {[round(x, 2) for x in w]}")
 
 

@@ -80,8 +80,12 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         from . import stack as stacking
 
         texts = [r["text"] for r in valid_recs]
-        rows = (lofo or {}).get("stack_rows", {}).get(recipe)
-        names = stacking.FEATURES_V2 if rows else stacking.FEATURES
+        # the newest stacking version the LOFO run has out-of-family rows for (keyed by system; a JSON
+        # written before v3 keys its v2 rows by the recipe)
+        all_rows = (lofo or {}).get("stack_rows", {})
+        v3 = f"{recipe}+stack3" in all_rows
+        rows = all_rows.get(f"{recipe}+stack3") or all_rows.get(f"{recipe}+stack2") or all_rows.get(recipe)
+        names = stacking.FEATURES_V3 if v3 else stacking.FEATURES_V2 if rows else stacking.FEATURES
         w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
                          [r["family"] for r in valid_recs], names=names, rows=rows)
         side["stack"] = {"weights": w, "features": list(names), "fit_on": (
@@ -89,7 +93,7 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
             f"({Path(threshold_from).name}: each scored by the model that never saw it), each group x class "
             "weighted equally" if rows else "validation records of every family, each family x class weighted equally")}
         model.info = side
-        system = recipe + ("+stack2" if rows else "+stack")
+        system = recipe + ("+stack3" if v3 else "+stack2" if rows else "+stack")
         side["threshold"] = model.threshold = 0.5 if not threshold_from and threshold is None else model.threshold
     if lofo is not None:
         t = lofo.get("thresholds", {}).get(system)

@@ -18,6 +18,11 @@ Two versions, told apart by the sidecar's ``stack.features`` list:
   ``stack_rows``). So the weights learn how far P(in) can be trusted on unseen text. The logit keeps
   the confident end of P(in) spread out, which a linear P(in) squashes. Chosen over v1 and other
   variants by the nested dev criterion in docs/filters.md.
+* **v3** (``FEATURES_V3``, the default since 2026-12-01 03:20 UTC): fit as v2, with the keyword count
+  replaced by a net lexicon balance that subtracts other-topic hits (``lexicon.OTHER``: medicine,
+  science, computing, sport, arts, food …), over the first 160 characters. Held out, fastText has
+  seen no negatives on most topics; the other-topic terms are the evidence against it lacks
+  (apps 0.498 → 0.587, titles 0.615 → 0.633; docs/filters.md).
 
 Every (group, class) cell weighs the same (no family and no class dominates); plain gradient
 descent with a small L2; five numbers stored in the model sidecar (``stack``).
@@ -30,6 +35,14 @@ import numpy as np
 
 FEATURES = ("bias", "p_in", "keyword_hits/4", "topic_hits/4", "general_task")
 FEATURES_V2 = ("bias", "logit_p_in/4", "keyword_hits/4", "topic_hits/4", "general_task")
+# v3: the keyword count enters only through the net lexicon balance (keyword + topic − 2 × other-topic
+# hits, each capped at 4, the sum clipped to [−4, 8]); ``lexicon.OTHER`` names topics outside the domains
+FEATURES_V3 = ("bias", "logit_p_in/4", "topic_hits/4", "net_hits/4", "general_task")
+_LOGIT_FIRST = (FEATURES_V2, FEATURES_V3)
+# v3 reads the first 160 characters (v1/v2: 512; fastText itself reads 128): a third regex scan over
+# 512 put the classifier at ~47 k samples/s/core, under the 50 k budget, and 256 did not help enough;
+# nested dev F1 by window: 512 0.763, 256 0.760, 160 0.762, 128 0.757 (docs/filters.md)
+V3_WINDOW = 160
 
 
 def _logit4(p: np.ndarray) -> np.ndarray:
@@ -37,24 +50,40 @@ def _logit4(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q)) / 4
 
 
-def evidence(texts: list[str]) -> np.ndarray:
-    """The lexicon columns: keyword hits (≤ 4), topic hits (≤ 4), general-task marker (0/1)."""
+def evidence(texts: list[str], other: bool = False, window: int = 512) -> np.ndarray:
+    """The lexicon columns over the first ``window`` characters: keyword hits (≤ 4), topic hits (≤ 4),
+    general-task marker (0/1) and, with ``other``, other-topic hits (≤ 4; ``lexicon.OTHER``)."""
     from .baselines import _PAT
-    from .lexicon import _TOPIC, is_general_task
+    from .lexicon import _OTHER, _TOPIC, is_general_task
 
-    kw = np.fromiter((min(len(_PAT.findall(t[:512])), 4) for t in texts), dtype=np.float64, count=len(texts))
-    tp = np.fromiter((min(len(_TOPIC.findall(t[:512])), 4) for t in texts), dtype=np.float64, count=len(texts))
-    task = np.fromiter((is_general_task(t) for t in texts), dtype=np.float64, count=len(texts))
-    return np.column_stack([kw, tp, task])
+    n = len(texts)
+    heads = [t[:window] for t in texts]
+    kw = np.fromiter((min(len(_PAT.findall(t)), 4) for t in heads), dtype=np.float64, count=n)
+    tp = np.fromiter((min(len(_TOPIC.findall(t)), 4) for t in heads), dtype=np.float64, count=n)
+    task = np.fromiter((is_general_task(t) for t in texts), dtype=np.float64, count=n)
+    cols = [kw, tp, task]
+    if other:
+        cols.append(np.fromiter((min(len(_OTHER.findall(t)), 4) for t in heads), dtype=np.float64, count=n))
+    return np.column_stack(cols)
+
+
+def _columns(first: np.ndarray, kw, tp, task, other, names) -> np.ndarray:
+    """The feature matrix from the first column (P(in) or its logit/4) and the capped hit counts."""
+    one = np.ones(len(first))
+    if tuple(names) == FEATURES_V3:
+        net = np.clip(kw + tp - 2 * other, -4, 8) / 4
+        return np.column_stack([one, first, tp / 4, net, task])
+    return np.column_stack([one, first, kw / 4, tp / 4, task])
 
 
 def features(p_in, texts: list[str], names=FEATURES) -> np.ndarray:
-    p = np.asarray(p_in, dtype=np.float64)
-    ev = evidence(texts)
-    first = _logit4(p) if tuple(names) == FEATURES_V2 else p
-    if tuple(names) not in (FEATURES, FEATURES_V2):
+    if tuple(names) not in (FEATURES, FEATURES_V2, FEATURES_V3):
         raise ValueError(f"unknown stacking features {names!r}")
-    return np.column_stack([np.ones(len(texts)), first, ev[:, 0] / 4, ev[:, 1] / 4, ev[:, 2]])
+    p = np.asarray(p_in, dtype=np.float64)
+    v3 = tuple(names) == FEATURES_V3
+    ev = evidence(texts, other=v3, window=V3_WINDOW if v3 else 512)
+    first = _logit4(p) if tuple(names) in _LOGIT_FIRST else p
+    return _columns(first, ev[:, 0], ev[:, 1], ev[:, 2], ev[:, 3] if v3 else None, names)
 
 
 def _fit_matrix(X: np.ndarray, y: np.ndarray, cells: list, counts: np.ndarray, l2: float, steps: int,
@@ -82,24 +111,29 @@ def fit(p_in, texts: list[str], gold: list[bool], groups: list[str], l2: float =
     cells = [("valid:" + g, bool(t)) for g, t in zip(groups, gold)]
     counts = np.ones(len(texts))
     if rows:
-        if tuple(names) != FEATURES_V2:
-            raise ValueError("out-of-family stack rows are v2 (logit) features")
-        R = np.asarray([r[2:] for r in rows], dtype=np.float64)  # logit4, kw, tp, task, count
-        X = np.vstack([X, np.column_stack([np.ones(len(R)), R[:, 0], R[:, 1] / 4, R[:, 2] / 4, R[:, 3]])])
+        if tuple(names) not in _LOGIT_FIRST:
+            raise ValueError("out-of-family stack rows are v2/v3 (logit) features")
+        if tuple(names) == FEATURES_V3 and any(len(r) < 8 for r in rows):
+            raise ValueError("v3 stacking needs stack rows with other-topic hits (re-run benchmarks/domain_lofo.py)")
+        # [family, gold, logit4, kw, tp, task, (other,) count]
+        R = np.asarray([r[2:6] + [r[6] if len(r) >= 8 else 0, r[-1]] for r in rows], dtype=np.float64)
+        X = np.vstack([X, _columns(R[:, 0], R[:, 1], R[:, 2], R[:, 3], R[:, 4], names)])
         y = np.r_[y, [float(r[1]) for r in rows]]
         cells += [("dev:" + r[0], bool(r[1])) for r in rows]
-        counts = np.r_[counts, R[:, 4]]
+        counts = np.r_[counts, R[:, 5]]
     return _fit_matrix(X, y, cells, counts, l2, steps, lr)
 
 
-def aggregate_rows(family: str, p_in, texts: list[str], gold: list[bool]) -> list[list]:
-    """Out-of-family rows ``[family, gold, round(logit(P(in))/4, 2), kw hits, topic hits, task, count]``:
+def aggregate_rows(family: str, p_in, texts: list[str], gold: list[bool], names=FEATURES_V2) -> list[list]:
+    """Out-of-family rows ``[family, gold, round(logit(P(in))/4, 2), kw hits, topic hits, task, count]``
+    (v3: ``…, task, other hits, count`` over the v3 window):
     identical rows merged, so the LOFO JSON carries thousands of records in a few hundred numbers
     (and no text of the held-out, possibly non-redistributable, family)."""
     lg = np.round(_logit4(np.asarray(p_in, dtype=np.float64)), 2)
-    ev = evidence(texts)
-    cnt = Counter((bool(g), float(a), int(k), int(t), int(s)) for g, a, (k, t, s) in zip(gold, lg.tolist(), ev.tolist()))
-    return [[family, g, a, k, t, s, n] for (g, a, k, t, s), n in sorted(cnt.items())]
+    v3 = tuple(names) == FEATURES_V3
+    ev = evidence(texts, other=v3, window=V3_WINDOW if v3 else 512)
+    cnt = Counter((bool(g), float(a), *map(int, e)) for g, a, e in zip(gold, lg.tolist(), ev.tolist()))
+    return [[family, *key, n] for key, n in sorted(cnt.items())]
 
 
 def apply(weights, p_in, texts: list[str], names=FEATURES) -> np.ndarray:

@@ -49,3 +49,17 @@ def test_domain_filter_applies_stage_two_after_the_classifier():
     # 0 turns stage 2 off: the classifier alone decides
     off = DomainFilter(threshold=0.0, lexicon_min_hits=0).filter_batch([_doc(i, q) for i, q in enumerate(REQUESTS)])
     assert all(g is True for g in off)
+
+
+def test_trie_pattern_finds_what_a_longest_first_alternation_finds():
+    import re
+
+    from filters.domain.lexicon import OTHER, TASK, TOPIC, _alternation
+
+    texts = ["公司法规定股东的权利，公司应当依法经营", "预算法的立法目的；算法律师", "DNA 与 dna、Python 代码", "感冒发烧吃什么药？医生说",
+             "写一首关于大海的诗", ""]
+    for words in (TOPIC, TASK, OTHER, ["公司", "公司法", "公", "法律", "法"]):
+        forms = {f for w in words for f in (w, w.lower(), w.upper(), w.capitalize())}
+        plain = re.compile("|".join(sorted(map(re.escape, forms), key=len, reverse=True)))
+        for t in texts:
+            assert _alternation(words).findall(t) == plain.findall(t)

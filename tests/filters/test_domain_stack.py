@@ -78,3 +78,23 @@ def test_v2_stacked_model_scores_with_its_feature_list(tiny_model, tmp_path):
     got = np.array([p.p_in for p in stacked.predict(texts)])
     assert np.allclose(got, stack.apply(w, p_raw, texts, stack.FEATURES_V2))
     assert not np.allclose(got, stack.apply(w, p_raw, texts))  # the v1 formula would score differently
+
+
+def test_v3_other_topic_hits_pull_the_net_balance_down():
+    X = stack.features([0.5, 0.5, 0.5], ["银行贷款利率上调", "感冒发烧吃什么药", "法院判决医院赔偿患者"],
+                       stack.FEATURES_V3)
+    assert X[:, 1].tolist() == [0.0, 0.0, 0.0]  # logit(0.5)
+    assert X[0, 3] > 0 > X[1, 3]  # domain terms vs medical terms
+    assert X[1, 3] < X[2, 3] < X[0, 3]  # both kinds: in between
+    # fit on records that differ only in the lexicon: other-topic evidence learns a negative pull
+    texts = IN * 20 + OUT * 20 + ["感冒发烧吃什么药", "医生建议患者减肥"] * 20
+    gold = [True] * 100 + [False] * 140
+    p = [0.6] * 240
+    w = stack.fit(p, texts, gold, ["a"] * 240, names=stack.FEATURES_V3)
+    s = stack.apply(w, p, texts, stack.FEATURES_V3)
+    assert s[:100].min() > s[100:].max()
+    rows = stack.aggregate_rows("a", p, texts, gold, stack.FEATURES_V3)
+    assert all(len(r) == 8 for r in rows)
+    assert np.allclose(stack.fit([], [], [], [], names=stack.FEATURES_V3, rows=rows), w, atol=1e-3)
+    with pytest.raises(ValueError):  # v2-format rows have no other-topic counts
+        stack.fit([], [], [], [], names=stack.FEATURES_V3, rows=[r[:6] + r[7:] for r in rows])
