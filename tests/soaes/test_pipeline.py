@@ -125,6 +125,8 @@ def test_phase3_captures_the_sft_model_distils_the_draft_and_benchmarks_it(paper
     kd = p.contexts["train_draft"].config.stages[0].distill  # configs/distill_draft.yaml's loss settings
     assert (st["distill"]["alpha"], st["distill"]["temperature"]) == (kd.alpha, kd.temperature) == (0.5, 2.0)
     assert st["distill"]["tail"] == kd.tail
+    if kd.tail == "sampled":  # its tail draws were captured at the draft's own τ
+        assert d["tail"]["tau"] == kd.temperature and d["tail"]["samples"] > 0
     assert st["distill"]["k"] == [64] and st["distill"]["encoding"] == ["delta_q8"]
     assert (root / "logits").resolve() in {Path(m["path"]).resolve() for m in run["consumed_manifests"]}
     hist = json.loads((Path(st["model_dir"]).parent / "stage.json").read_text())["log_history"]
@@ -166,6 +168,21 @@ def test_changed_key_makes_exactly_that_stage_and_its_dependants_stale(paper_run
     st = pipeline_status(_load(p.root, ["logits.k=32"]))
     assert {n for n, s in st.items() if s.state != "done"} == {"logits", "train_draft", "eval"}
     assert st["logits"].changed == ["k"]
+
+
+def test_paper_config_pairs_the_capture_with_the_draft_and_eval(tmp_path):
+    # as written (no overrides): the capture reads the SFT model and data, the draft trains on the
+    # capture at its seq_len and τ, eval benchmarks that draft against the model it was distilled from
+    p = load_pipeline(PAPER, [], root=tmp_path)
+    cap, draft, ev = (p.contexts[n].config for n in ("logits", "train_draft", "eval"))
+    assert cap.teacher == str(tmp_path / "train_sft" / "final")
+    assert cap.manifests == [str(tmp_path / "sft_stage1"), str(tmp_path / "synth" / "sft_stage2")]
+    assert draft.kind == "distill" and draft.stages[0].manifests == [str(tmp_path / "logits")]
+    assert cap.seq_len == draft.seq_len and cap.tail_tau == draft.stages[0].distill.temperature
+    assert draft.model.path and "Qwen2.5" in draft.model.path and draft.model.path != \
+        p.contexts["train_cpt"].config.model.path
+    assert (ev.specbench.target, ev.specbench.draft) == (cap.teacher, str(tmp_path / "train_draft" / "final"))
+    assert p.order.index("train_sft") < p.order.index("logits") < p.order.index("train_draft") < p.order.index("eval")
 
 
 def test_unknown_stage_and_bad_set_fail_with_one_line(tmp_path):
