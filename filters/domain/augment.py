@@ -19,6 +19,12 @@ _QUESTION = ("什么是{c}？", "请解释：{c}", "{c}，这是为什么？", "
 _MCQ_STEM = ("关于{c}，下列说法正确的是：", "下列关于{c}的表述，错误的是？", "{c}。下列哪一项是正确的？",
              "根据材料，{c}，以下说法正确的是", "{c}，对此下列选项中最恰当的是：")
 
+# first-person consultation forms (the register of users' questions: "我父亲…担保…要负责吗"): without
+# them the only colloquial text in training is the unlabelled-pool pseudo-negatives, so "colloquial
+# first person ⇒ other" — and held out, legal and financial consultations were scored at logit ≈ −9
+_CHAT = ("我想问一下，{c}，这种情况该怎么办？", "请问{c}的话需要注意什么？", "你好，{c}，想咨询一下怎么处理",
+         "我朋友说{c}，这是真的吗？", "帮我看看：{c}，有什么建议吗？", "{c}，我现在很着急，请问怎么办？")
+
 
 def _h(key: str) -> int:
     return int(hashlib.md5(key.encode("utf-8")).hexdigest()[:8], 16)
@@ -28,8 +34,9 @@ def clauses(text: str, lo: int = 4, hi: int = 40) -> list[str]:
     return [c.strip()[:hi] for c in _SPLIT.split(text[:600]) if len(c.strip()) >= lo]
 
 
-def views(text: str, key: str) -> list[str]:
-    """Extra renderings of ``text`` (its label unchanged): title, question and multiple-choice forms."""
+def views(text: str, key: str, chat: bool = False) -> list[str]:
+    """Extra renderings of ``text`` (its label unchanged): title, question and multiple-choice forms
+    (and, with ``chat``, a first-person consultation)."""
     cs = clauses(text)
     if not cs:
         return []
@@ -46,4 +53,6 @@ def views(text: str, key: str) -> list[str]:
         sep = ";" if (h >> 8) % 2 else "\n"
         body = sep.join(f"{letters[i]}{'.' if sep == chr(10) else ':'}{o}" for i, o in enumerate(opts))
         out.append(f"{stem}{sep if sep == chr(10) else ''}{body}")
+    if chat:
+        out.append(_CHAT[(h >> 12) % len(_CHAT)].format(c=cs[(h >> 16) % len(cs)]))
     return out

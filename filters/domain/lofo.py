@@ -60,7 +60,7 @@ def recipe_ours(recs: list[dict], cap: int = DEFAULT_CAP, views: str = "one") ->
         rows = sorted(rows, key=lambda r: hashlib.md5(r["id"].encode("utf-8")).hexdigest())[:cap]
         for r in rows:
             out.append((r["text"], r["label"]))
-            vs = make_views(r["text"], r["id"]) if views != "none" else []
+            vs = make_views(r["text"], r["id"], chat=views == "all+chat") if views != "none" else []
             if views == "one" and vs:
                 vs = [vs[int(hashlib.md5(r["id"].encode("utf-8")).hexdigest()[8:12], 16) % len(vs)]]
             out.extend((v, r["label"]) for v in vs)
@@ -74,6 +74,9 @@ RECIPES: dict[str, tuple[Callable[[list[dict]], list[tuple[str, str]]], dict[str
     # by the mean dev F1 of the held-out families: see docs/filters.md)
     "ours": (lambda recs: recipe_ours(recs, views="all"), {}),
     "ours_oneview": (recipe_ours, {}),
+    # every view plus a first-person consultation view (augment._CHAT): tried 2026-12-01, not adopted
+    # (nested dev F1 with stacking v3 0.742 vs 0.762 for "ours"; docs/filters.md)
+    "ours_chat": (lambda recs: recipe_ours(recs, views="all+chat"), {}),
     "ours_noviews": (lambda recs: recipe_ours(recs, views="none"), {}),
     "ours_cap8k": (lambda recs: recipe_ours(recs, cap=8000), {}),
 }

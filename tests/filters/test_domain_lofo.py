@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from filters.domain.augment import views
+from filters.domain.augment import clauses, views
 from filters.domain.baselines import keyword_classifier
 from filters.domain.families import in_valid
 from filters.domain.lofo import bootstrap_prf, macro_family_threshold, markdown_table, run_lofo
@@ -69,6 +69,9 @@ def test_views_keep_the_topic_words_and_change_the_form():
     assert any(re.search(r"A[.:]", v) for v in vs)  # a multiple-choice rendering
     assert all("公司" in v or "股东" in v for v in vs)
     assert views(text, "k1") == vs  # deterministic
+    chat = views(text, "k1", chat=True)  # one more view: a first-person consultation built from a clause
+    assert chat[:-1] == vs and chat[-1] not in vs
+    assert any(c in chat[-1] for c in clauses(text)) and re.search("我|请问|你好|帮我", chat[-1])
 
 
 def test_domain_text_reads_the_question_not_the_answer():
