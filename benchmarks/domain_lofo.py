@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1, help="fastText training threads (>1: not bit-reproducible)")
     ap.add_argument("--no-pseudo", action="store_true", help="leave out the pseudo-labelled pool negatives")
+    ap.add_argument("--pseudo-positives", action="store_true",
+                    help="also lexicon-prior pseudo-positives from the pools (families.pseudo_positives; a variant)")
     ap.add_argument("--licence", default="any", choices=("any", "permissive"),
                     help="train only on sources a shipped model may use (filters/domain/licences.py); "
                          "every family is still scored")
@@ -71,7 +73,12 @@ def main() -> None:
         print(json.dumps(res, indent=2))
         return
     if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them
-        records += pseudo_negatives(list(iter_unlabelled(args.data, licence=args.licence)))
+        pool = list(iter_unlabelled(args.data, licence=args.licence))
+        records += pseudo_negatives(pool)
+        if args.pseudo_positives:
+            from filters.domain.families import pseudo_positives
+
+            records += pseudo_positives(pool)
     systems = tuple(args.systems.split(","))
     res = run_lofo(records, Path(args.workdir), systems=systems, families=tuple(args.families.split(",")),
                    n_boot=args.boot, reuse=args.reuse, log=lambda s: print(s, flush=True),

@@ -190,3 +190,23 @@ def pseudo_negatives(unlabelled: list[dict], window: int = 512) -> list[dict]:
 
     return [{**r, "label": "other", "family": "pool_pseudo", "source": r["source"] + ":pseudo_other"}
             for r in unlabelled if keyword_hits(r["text"], window) == 0]
+
+
+def pseudo_positives(unlabelled: list[dict], min_net: int = 4, min_topic: int = 2, window: int = 160) -> list[dict]:
+    """Lexicon-prior pseudo-positives: a pool record whose first ``window`` characters carry a strong
+    net domain balance (keyword + topic hits − 2 × other-topic hits ≥ ``min_net``, ≥ ``min_topic``
+    topic terms; ``stack.evidence``) is labelled with the domain its keywords name most (business
+    terms count as finance: no permissive source is labelled business). The pools' colloquial
+    in-domain requests are the register the labelled in-domain data lacks."""
+    from .baselines import KEYWORDS
+    from .stack import evidence
+
+    groups = {"law": KEYWORDS[:20], "finance": KEYWORDS[20:53], "politics": KEYWORDS[53:]}
+    ev = evidence([r["text"] for r in unlabelled], other=True, window=window)
+    out = []
+    for r, (kw, tp, _, ot) in zip(unlabelled, ev.tolist()):
+        if kw + tp - 2 * ot >= min_net and tp >= min_topic:
+            head = r["text"][:window]
+            label = max(groups, key=lambda g: sum(head.count(w) for w in groups[g] if "." not in w))
+            out.append({**r, "label": label, "family": "pool_pseudo", "source": r["source"] + ":pseudo_in"})
+    return out

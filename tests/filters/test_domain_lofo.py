@@ -131,3 +131,14 @@ def test_stack2_and_stack3_weights_of_a_family_never_see_its_own_records(fixture
         assert b["families"]["exam"][sysname]["weights"] == a["families"]["exam"][sysname]["weights"]
         # ... while the statutes family's weights, fit with exam's dev rows, do change
         assert b["families"]["statutes"][sysname]["weights"] != a["families"]["statutes"][sysname]["weights"]
+
+
+def test_pseudo_positives_take_strong_domain_requests_and_leave_the_rest():
+    from filters.domain.families import pseudo_positives
+
+    pool = [{"id": "a", "text": "请问银行贷款利率和股票投资的风险如何比较？", "source": "p"},
+            {"id": "b", "text": "感冒发烧了，医生说要多喝水，银行卡丢了怎么办", "source": "p"},
+            {"id": "c", "text": "写一首关于大海的诗", "source": "p"},
+            {"id": "d", "text": "法院判决合同违约，被告律师提起诉讼，这符合法律吗？", "source": "p"}]
+    got = {r["id"]: r["label"] for r in pseudo_positives(pool)}
+    assert got == {"a": "finance", "d": "law"}
