@@ -137,6 +137,7 @@ def specbench(out: Path, n: str, max_new_tokens: int, limit: int) -> dict:
 
 
 def main(argv=None) -> int:
+    global STUDENTS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="demo_out/toy_distill", help="the pipeline root (models and results)")
     ap.add_argument("--eval-only", action="store_true", help="do not run the pipeline (its outputs exist)")
@@ -144,7 +145,10 @@ def main(argv=None) -> int:
     ap.add_argument("--spec-n", default="3,5")
     ap.add_argument("--spec-max-new-tokens", type=int, default=48)
     ap.add_argument("--spec-limit", type=int, default=5)
+    ap.add_argument("--students", nargs="+", default=["student_sft", "student_kd"],
+                    help="student runs under OUT to score (e.g. add a KD student trained with another tail mode)")
     a = ap.parse_args(argv)
+    STUDENTS = tuple(a.students)
     out = (REPO / a.out).resolve() if not Path(a.out).is_absolute() else Path(a.out)
     if not a.eval_only:
         soaes("pipeline", "run", "configs/demo/distill_toy.yaml", "-o", str(out))
@@ -160,8 +164,8 @@ def main(argv=None) -> int:
     e = summary["eval"]
     print(json.dumps({n: summary[n] for n in ("teacher", *STUDENTS)}, indent=1))
     for where in ("kl_heldout", "kl_train"):
-        print(f"{where}: KL(teacher||student) per position: SFT-only {e[where]['student_sft']}, KD {e[where]['student_kd']}"
-              f" ({e[where]['positions']} positions; teacher top-64 mass {e[where]['teacher_top64_mass']})")
+        print(f"{where}: KL(teacher||student) per position: " + ", ".join(f"{n} {e[where][n]}" for n in STUDENTS)
+              + f" ({e[where]['positions']} positions; teacher top-64 mass {e[where]['teacher_top64_mass']})")
     for n in STUDENTS:
         print(f"ROUGE-L vs teacher answers ({n}): {e['rouge_vs_teacher'][n]}")
     if "specbench" in summary:
