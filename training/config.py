@@ -58,8 +58,9 @@ class DistillSettings(_Strict):
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term (paper: 0.5)")
     temperature: float = Field(2.0, gt=0, description="tau (paper: 2)")
     tail: Literal["renormalize", "bucket", "sampled"] = Field(
-        "sampled", description="stored top-k: renormalise the teacher over its support, keep the tail as one "
-                               "bucket, or estimate the tail term from the captured tail draws (unbiased)")
+        "bucket", description="stored top-k: keep the tail as one bucket (its exact mass when captured at this "
+                              "tau), estimate the tail term from the captured draws (unbiased, noisy gradient), "
+                              "or renormalise the teacher over its support")
     teacher: str | None = Field(None, description="online mode: a local teacher model directory")
 
 

@@ -26,8 +26,11 @@ def supervised_index(labels):
     return m.reshape(-1).nonzero()[:, 0]
 
 
-def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real: int, teacher=None):
-    """(loss sum, KL sum, CE sum, positions) of one collated batch; ``inputs`` is not modified."""
+def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real: int, teacher=None,
+                  extras: dict | None = None):
+    """(loss sum, KL sum, CE sum, positions) of one collated batch; ``inputs`` is not modified.
+    ``extras`` receives ``kl_unbiased``: the sampled tail's KL (no gradient) when the batch carries
+    tail draws and the trained tail is another."""
     import torch
 
     inputs = dict(inputs)
@@ -40,6 +43,7 @@ def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real:
     sel = logits.reshape(B * L, V)[idx]
     targets = labels.reshape(-1)[idx + 1]
     ce = kd_loss.ce_sum(sel, targets, n_real)
+    stats = None
     if teacher is not None:
         with torch.no_grad():
             t_logits = teacher(**inputs, use_cache=False).logits
@@ -48,6 +52,10 @@ def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real:
     else:
         stats = (kd["kd_tmass"], kd["kd_tnegent"], kd["kd_smp"]) if "kd_tmass" in kd else None
         kl = kd_loss.kl_topk_sum(sel, kd["kd_ids"], kd["kd_logp"], kd["kd_tail"], tau, tail, n_real, tail_stats=stats)
+    if extras is not None and stats is not None and tail != "sampled" and stats[2].shape[-1]:
+        with torch.no_grad():  # logged beside the trained loss: the bucket's KL misses the KL inside the tail
+            extras["kl_unbiased"] = kd_loss.kl_topk_sum(sel.detach(), kd["kd_ids"], kd["kd_logp"], kd["kd_tail"],
+                                                                 tau, "sampled", n_real, tail_stats=stats)
     return kd_loss.combine(kl, ce, alpha, tau), kl, ce, int(idx.numel()), out
 
 
@@ -57,14 +65,18 @@ class KDTrainer(Trainer):
         self.distill = distill
         self.n_real = n_real
         self.teacher = teacher
-        self._kd_acc = [0.0, 0.0, 0]
+        self._kd_acc = [0.0, 0.0, 0, 0.0]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        extras: dict = {}
         loss_sum, kl, ce, n, out = kd_batch_loss(model, inputs, alpha=self.distill.alpha, tau=self.distill.temperature,
-                                                 tail=self.distill.tail, n_real=self.n_real, teacher=self.teacher)
+                                                 tail=self.distill.tail, n_real=self.n_real, teacher=self.teacher,
+                                                 extras=extras)
         self._kd_acc[0] += float(kl.detach())
         self._kd_acc[1] += float(ce.detach())
         self._kd_acc[2] += n
+        if "kl_unbiased" in extras:
+            self._kd_acc[3] += float(extras["kl_unbiased"])
         denom = num_items_in_batch if num_items_in_batch is not None else max(n, 1)
         loss = loss_sum / denom
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
@@ -73,10 +85,12 @@ class KDTrainer(Trainer):
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs and self._kd_acc[2]:
-            kl, ce, n = self._kd_acc
+            kl, ce, n, kl_u = self._kd_acc
             logs["kd_kl"] = round(kl / n, 6)  # per supervised position, at temperature tau
             logs["kd_ce"] = round(ce / n, 6)
-            self._kd_acc = [0.0, 0.0, 0]
+            if kl_u:
+                logs["kd_kl_unbiased"] = round(kl_u / n, 6)  # the sampled estimate, when the capture has draws
+            self._kd_acc = [0.0, 0.0, 0, 0.0]
         super().log(logs, *args, **kwargs)
 
 

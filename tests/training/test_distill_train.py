@@ -91,17 +91,19 @@ def test_packed_kd_batch_equals_its_samples_unpacked(captured, tiny_model, qwen_
 def test_distill_stage_trains_under_zero3_and_records_its_loss(captured, tmp_path):
     from training.curriculum import run_training
 
-    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 2.0, "tail": "sampled"})
+    cfg = _train_cfg(captured, distill={"alpha": 0.5, "temperature": 2.0, "tail": "bucket"})
     cfg.output_dir = str(tmp_path / "run")
     out = run_training(cfg)
     run = json.loads((out / "run.json").read_text())
     st = run["stages"][0]
     assert run["kind"] == "distill" and st["global_step"] == 2
-    assert st["distill"]["tail"] == "sampled" and st["distill"]["mode"] == "offline" and st["distill"]["k"] == [16]
-    assert st["distill"]["tail_mass"] == "exact"
+    assert st["distill"]["tail"] == "bucket" and st["distill"]["mode"] == "offline" and st["distill"]["k"] == [16]
+    assert st["distill"]["tail_mass"] == "exact"  # the capture stored the τ-2 tail mass
     assert any(m["stage"] == "distill_logits" for m in st["manifests"])
     log = json.loads((out / "stages" / "01-kd" / "stage.json").read_text())["log_history"]
     assert any("kd_kl" in h and h["kd_kl"] > 0 for h in log)
+    # the unbiased (sampled) KL is logged beside the bucket's, which misses the KL inside the tail
+    assert all(h["kd_kl_unbiased"] > h["kd_kl"] for h in log if "kd_kl" in h)
     assert (out / "final" / "config.json").exists()
 
 
