@@ -129,11 +129,14 @@ def _configure_draft(draft, n: int) -> None:
 
 
 def run_method(target, draft, prompts, *, method: str, n: int | None, mode: str, top_p: float | None,
-               max_new_tokens: int, stops: list[int], pad_id: int, seed: int = 0) -> MethodResult:
+               max_new_tokens: int, stops: list[int], pad_id: int, seed: int = 0,
+               suppress: list[int] | None = None) -> MethodResult:
     import torch
 
     res = MethodResult(mode=mode, method=method, n=n)
     kwargs = dict(max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad_id)
+    if suppress:
+        kwargs["suppress_tokens"] = suppress
     kwargs |= ({"do_sample": False, "top_p": None, "top_k": None, "temperature": None} if top_p is None
                else {"do_sample": True, "top_p": top_p, "top_k": None, "temperature": 1.0})
     if method in ("draft", "self-draft"):
@@ -171,6 +174,26 @@ class SpecbenchSettings:
     self_check: bool = True
 
 
+def match_vocabularies(target, tok, draft, draft_tok) -> list[int] | None:
+    """Same tokenizer, different padded embedding rows (Qwen2.5-72B: 152,064; 7B: 151,936 — the paper's
+    pair): the smaller model's embeddings are padded in memory to the larger row count, and every
+    padding id (>= the tokenizer's length) is suppressed in both models' next-token scores, so neither
+    can propose or accept one and the rows' values never matter. Returns those ids (None: none)."""
+    from corpora_manifests.errors import UserError
+    from corpora_manifests.tokenizer import tokenizer_fingerprint
+
+    if len(draft_tok) != len(tok) or tokenizer_fingerprint(draft_tok) != tokenizer_fingerprint(tok):
+        raise UserError("draft and target must share the tokenizer for assisted generation "
+                        f"({len(draft_tok)} vs {len(tok)} ids, or a different vocabulary)")
+    rows = max(target.config.vocab_size, draft.config.vocab_size)
+    if rows < len(tok):
+        raise UserError(f"the models have {rows} vocabulary rows, fewer than the tokenizer's {len(tok)} ids")
+    for m in (target, draft):
+        if m.config.vocab_size < rows:
+            m.resize_token_embeddings(rows, mean_resizing=False)
+    return list(range(len(tok), rows)) or None
+
+
 def specbench(target_dir: Path, draft_dir: Path, data: Path, settings: SpecbenchSettings, split: str | None = "test",
               progress=None) -> dict:
     import torch
@@ -185,13 +208,12 @@ def specbench(target_dir: Path, draft_dir: Path, data: Path, settings: Specbench
         raise UserError(f"no prompts in {data}")
     target, tok = load_model_and_tokenizer(target_dir)
     draft, draft_tok = load_model_and_tokenizer(draft_dir)
-    if draft.config.vocab_size != target.config.vocab_size or len(draft_tok) != len(tok):
-        raise UserError("draft and target must share the tokenizer/vocabulary for assisted generation")
+    suppress = match_vocabularies(target, tok, draft, draft_tok)
     stops = stop_token_ids(tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else stops[0]
     inputs = [tok(render(tok, p.messages), return_tensors="pt", add_special_tokens=False)["input_ids"].to(target.device)
               for p in prompts]
-    common = dict(max_new_tokens=settings.max_new_tokens, stops=stops, pad_id=pad, seed=settings.seed)
+    common = dict(max_new_tokens=settings.max_new_tokens, stops=stops, pad_id=pad, seed=settings.seed, suppress=suppress)
     rows, checks = [], []
     for mode in settings.modes:
         top_p = None if mode == "greedy" else settings.top_p

@@ -66,3 +66,28 @@ def test_a_drafted_stop_token_the_target_agrees_with_is_accepted(tmp_path):
     assert r.counts.accepted == r.counts.drafted > 0  # a perfect draft: 100 %, the stop token included
     # each round commits its drafts + the target's bonus token, except the last, cut at the stop token
     assert r.counts.accepted + r.counts.rounds - 1 == p + 1
+
+
+def test_a_draft_with_fewer_padded_vocabulary_rows_than_the_target_is_benchmarked(tmp_path):
+    # the paper's pair: Qwen2.5-72B has 152,064 embedding rows, the 7B 151,936; same tokenizer
+    from training.specbench import SpecbenchSettings, specbench
+
+    target = save_tiny(tmp_path / "target", seed=0, vocab_size=152064)
+    draft = save_tiny(tmp_path / "draft", seed=0, vocab_size=151936)
+    res = specbench(target, draft, DATA, SpecbenchSettings(ns=(3,), modes=("top-p",), max_new_tokens=6, limit=1),
+                    split="validation")
+    rows = {(x["mode"], x["method"]): x for x in res["rows"]}
+    assert rows[("top-p 0.7", "draft")]["drafted"] > 0 and rows[("top-p 0.7", "draft")]["new_tokens"] > 0
+    # a draft with another tokenizer is refused with one line
+    import pytest
+    from transformers import AutoTokenizer
+
+    from corpora_manifests.errors import UserError
+
+    other = save_tiny(tmp_path / "other", seed=0)
+    tk = AutoTokenizer.from_pretrained(other)
+    tk.add_tokens(["<extra_id_x>"])
+    tk.save_pretrained(other)
+    with pytest.raises(UserError, match="share the tokenizer"):
+        specbench(target, other, DATA, SpecbenchSettings(ns=(3,), modes=("greedy",), max_new_tokens=4, limit=1),
+                  split="validation")
