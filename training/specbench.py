@@ -178,7 +178,8 @@ def match_vocabularies(target, tok, draft, draft_tok) -> list[int] | None:
     """Same tokenizer, different padded embedding rows (Qwen2.5-72B: 152,064; 7B: 151,936 — the paper's
     pair): the smaller model's embeddings are padded in memory to the larger row count, and every
     padding id (>= the tokenizer's length) is suppressed in both models' next-token scores, so neither
-    can propose or accept one and the rows' values never matter. Returns those ids (None: none)."""
+    can propose or accept one and the new rows' values never matter. Returns those ids (None when the
+    row counts already agree)."""
     from corpora_manifests.errors import UserError
     from corpora_manifests.tokenizer import tokenizer_fingerprint
 
@@ -188,10 +189,12 @@ def match_vocabularies(target, tok, draft, draft_tok) -> list[int] | None:
     rows = max(target.config.vocab_size, draft.config.vocab_size)
     if rows < len(tok):
         raise UserError(f"the models have {rows} vocabulary rows, fewer than the tokenizer's {len(tok)} ids")
+    if target.config.vocab_size == draft.config.vocab_size:
+        return None  # trained checkpoints never score their own padding rows high: nothing to change
     for m in (target, draft):
         if m.config.vocab_size < rows:
             m.resize_token_embeddings(rows, mean_resizing=False)
-    return list(range(len(tok), rows)) or None
+    return list(range(len(tok), rows))
 
 
 def specbench(target_dir: Path, draft_dir: Path, data: Path, settings: SpecbenchSettings, split: str | None = "test",
