@@ -13,7 +13,8 @@ _SET_HELP = "Override a stage's config key: --set STAGE.key=value (repeatable; d
 STATE_STYLE = {"done": "green", "stale": "yellow", "pending": "cyan", "waiting": "magenta"}
 
 
-@app.command(help="Run the pipeline's stages in dependency order; finished stages are skipped ('up to date').")
+@app.command(help="Run the pipeline's stages in dependency order; finished stages are skipped ('up to date'). "
+                  "Ends with <root>/report.html: every stage's state, manifests, loss curves, review and eval.")
 def run(
     pipeline: Path = typer.Argument(..., help="The pipeline YAML (e.g. configs/soaesv2.yaml).", show_default=False),
     sets: Optional[List[str]] = typer.Option(None, "--set", metavar="STAGE.KEY=VALUE", help=_SET_HELP),
@@ -26,7 +27,13 @@ def run(
 ) -> None:
     from soaes.pipeline.console import run_with_console
 
-    raise typer.Exit(run_with_console(pipeline, sets or [], output, until, force or [], quiet=quiet, verbose=verbose))
+    def report(p, outcomes, console):
+        from soaes.pipeline.report import write_pipeline_report
+
+        return f"report: [bold]{write_pipeline_report(p)}[/]"
+
+    raise typer.Exit(run_with_console(pipeline, sets or [], output, until, force or [], quiet=quiet, verbose=verbose,
+                                      after=report))
 
 
 @app.command(help="Show each stage: done / stale / pending / waiting for review.")

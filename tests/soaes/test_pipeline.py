@@ -104,6 +104,17 @@ def test_paper_config_chains_through_every_stage(paper_run):
     assert {tuple(r["metadata"]["review.annotators"]) for r in iter_rows(synth_train)} == {("annotator-1",)}
 
 
+def test_report_covers_every_stage_of_the_paper_run(paper_run):
+    # `soaes pipeline run` ends with this report (the demo's, without the demo banner)
+    from soaes.pipeline.report import write_pipeline_report
+
+    p, _, _ = paper_run
+    html = write_pipeline_report(p).read_text(encoding="utf-8")
+    for name in p.order:
+        assert f"<h2 id='{name}'>" in html
+    assert "Demo run" not in html and "train_draft/run.json" in html and "logits" in html
+
+
 def test_phase3_captures_the_sft_model_distils_the_draft_and_benchmarks_it(paper_run):
     from training.distill_capture import teacher_identity
 
