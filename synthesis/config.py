@@ -37,6 +37,10 @@ class ChunkConfig(_Strict):
     max_tokens: int = Field(default=1024, ge=32)
     min_chars: int = Field(default=40, ge=1)
     tokenizer: str = "qwen2.5"
+    max_chunks: int | None = Field(
+        default=None, ge=1,
+        description="generate from at most this many chunks: a deterministic sample (lowest sha256 of the chunk "
+                    "id), the same in every run; a larger cap keeps every chunk a smaller one chose")
     # the shared schema (corpora_manifests.executor); local with one task = chunk in-process
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
                                      description="where chunking runs: local | slurm | ray (docs/executors.md)")

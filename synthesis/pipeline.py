@@ -165,6 +165,19 @@ def _finished(out: Path, fingerprint: str) -> bool:
 
 # ---- generation -------------------------------------------------------------------------------------
 
+def sample_chunks(chunks: list, cap: int | None) -> list:
+    """At most ``cap`` chunks, in document order: those with the lowest sha256 of their id. Hashing the
+    id (not the position) keeps the choice stable when documents are added or reordered, and nests:
+    the chunks of a smaller cap are among a larger cap's. Left-out chunks are a choice, not a reject."""
+    if not cap or len(chunks) <= cap:
+        return chunks
+    import hashlib
+
+    rank = sorted(range(len(chunks)), key=lambda i: hashlib.sha256(chunks[i].chunk_id.encode()).digest())
+    keep = set(rank[:cap])
+    return [c for i, c in enumerate(chunks) if i in keep]
+
+
 def _generate(cfg: SynthConfig, store, rejects: RejectsWriter, api_key: str | None, progress: bool) -> dict[str, Any]:
     from corpora_manifests.tokenizer import load_tokenizer
 
@@ -182,7 +195,9 @@ def _generate(cfg: SynthConfig, store, rejects: RejectsWriter, api_key: str | No
         from .chunk_stage import chunk_on_executor
 
         chunks = chunk_on_executor(docs, cfg.chunking, Path(cfg.output_dir) / "chunk_work")
-    log.info("%d documents, %d chunks", len(docs), len(chunks))
+    n_all = len(chunks)
+    chunks = sample_chunks(chunks, cfg.chunking.max_chunks)
+    log.info("%d documents, %d chunks (%d generated from)", len(docs), n_all, len(chunks))
 
     # raw: (chunk, task_type, pair dict, provenance metadata)
     raw: list[tuple[Any, str, dict[str, Any], dict[str, Any]]] = []
@@ -228,7 +243,7 @@ def _generate(cfg: SynthConfig, store, rejects: RejectsWriter, api_key: str | No
     items = _validate(cfg, raw, rejects)
     new = store.add_items(items)
     log.info("%d candidate pairs, %d valid items, %d new in the review store", len(raw), len(items), new)
-    return {"documents": len(docs), "chunks": len(chunks), "candidates": len(raw), "valid_items": len(items),
+    return {"documents": len(docs), "chunks": len(chunks), "chunks_total": n_all, "candidates": len(raw), "valid_items": len(items),
             "new_items": new, "usage": usage, "failures": failures,
             "tokenizer": tokenizer}
 
@@ -394,7 +409,8 @@ def _build(cfg: SynthConfig, store, expert_items: list[QAItem], gen: dict[str, A
     stats = {
         "synthesis": {
             "fingerprint": fingerprint, "generator": cfg.generator, "documents": gen["documents"],
-            "chunks": gen["chunks"], "candidates": gen["candidates"], "valid_items": gen["valid_items"],
+            "chunks": gen["chunks"], "chunks_total": gen["chunks_total"], "candidates": gen["candidates"],
+            "valid_items": gen["valid_items"],
             "new_items": gen["new_items"], "generation_failures": gen["failures"],
             "review": store_counts, "expert_items": len(expert_items),
             # who decided: a demo's automatic approvals stay visibly labelled in the manifest

@@ -101,3 +101,19 @@ def test_expert_items_merge_and_split_assignments_persist(tmp_path, in_repo):
     # documents placed by the first build keep their split when new items arrive
     now = {r["id"]: r["metadata"]["synth.split"] for r in rows}
     assert all(now[i] == s for i, s in first.items())
+
+
+def test_max_chunks_generates_from_a_stable_nested_sample(tmp_path, in_repo):
+    from synthesis.pipeline import run_synthesis
+
+    chosen = {}
+    for cap in (5, 9):
+        out = tmp_path / f"cap{cap}"
+        run_synthesis("configs/demo/synth_stage2.yaml", [f"output_dir={out}", "source.limit=12",
+                                                          f"chunking.max_chunks={cap}"], progress=False)
+        st = load_manifest(out / "sft_stage2").stats["synthesis"]
+        assert st["chunks"] == cap < st["chunks_total"]
+        rows = list(iter_rows(out / "sft_stage2")) + list(iter_rows(out / "eval"))
+        chosen[cap] = {r["metadata"]["synth.chunk_id"] for r in rows}
+        assert 0 < len(chosen[cap]) <= cap
+    assert chosen[5] <= chosen[9]  # a larger cap keeps the smaller one's chunks
