@@ -142,7 +142,7 @@ class _TransformersTeacher:
         with ``tail_tau`` the tail statistics + draws (``kd_loss.tail_statistics``) as a 4th item."""
         import torch
 
-        from .kd_loss import tail_statistics, topk_of_logits
+        from .kd_loss import tail_statistics, topk_of_logprobs
 
         ids = torch.from_numpy(np.concatenate(docs).astype(np.int64))[None].to(self.device)
         pos = torch.from_numpy(np.concatenate([np.arange(len(d)) for d in docs]))[None].to(self.device)
@@ -154,13 +154,12 @@ class _TransformersTeacher:
         with torch.inference_mode():
             hidden = self.base(input_ids=ids, position_ids=pos, use_cache=False).last_hidden_state[0]
             for c in range(0, len(flat), chunk):  # never materialise [tokens, vocab] at once
-                logits = self.head(hidden[flat[c:c + chunk]])
-                top = topk_of_logits(logits, self.k, self.n_real)
+                lp = torch.log_softmax(self.head(hidden[flat[c:c + chunk]])[..., :self.n_real].float(), dim=-1).cpu()
+                top = topk_of_logprobs(lp, self.k)
                 if self.tail_tau is not None:
-                    lp = torch.log_softmax(logits[..., :self.n_real].float(), dim=-1).cpu()
-                    top = (*top, tail_statistics(lp, top[0].cpu(), self.tail_tau, self.m, gen))
-                    del lp
-                out.append([x.cpu() if not isinstance(x, tuple) else x for x in top])
+                    top = (*top, tail_statistics(lp, top[0], self.tail_tau, self.m, gen))
+                del lp
+                out.append(top)
         n_items = 3 if self.tail_tau is None else 4
         if not out:
             empty = [np.zeros((0, self.k), np.int64)] * 3

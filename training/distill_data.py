@@ -101,7 +101,7 @@ def _check_tail(path: str, tail: dict[str, Any] | None, stage: StageConfig) -> N
     if not tail or not tail.get("samples"):
         raise UserError(f"{path}: tail 'sampled' needs a capture with tail_tau and tail_samples > 0 "
                         "(this one stored the top-k only): capture again, or use tail: bucket")
-    if not math.isclose(float(tail["tau"]), ds.temperature):
+    if not _tail_at(tail, ds.temperature):
         raise UserError(f"{path}: its tail draws are at tau {tail['tau']:g}, this stage's temperature is "
                         f"{ds.temperature:g}: capture at tail_tau {ds.temperature:g}, or use tail: bucket")
 

@@ -43,7 +43,6 @@ def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real:
     sel = logits.reshape(B * L, V)[idx]
     targets = labels.reshape(-1)[idx + 1]
     ce = kd_loss.ce_sum(sel, targets, n_real)
-    stats = None
     if teacher is not None:
         with torch.no_grad():
             t_logits = teacher(**inputs, use_cache=False).logits
@@ -51,11 +50,13 @@ def kd_batch_loss(model, inputs, *, alpha: float, tau: float, tail: str, n_real:
         kl = kd_loss.kl_full_sum(sel, t_sel, tau, n_real)
     else:
         stats = (kd["kd_tmass"], kd["kd_tnegent"], kd["kd_smp"]) if "kd_tmass" in kd else None
-        kl = kd_loss.kl_topk_sum(sel, kd["kd_ids"], kd["kd_logp"], kd["kd_tail"], tau, tail, n_real, tail_stats=stats)
-    if extras is not None and stats is not None and tail != "sampled" and stats[2].shape[-1]:
-        with torch.no_grad():  # logged beside the trained loss: the bucket's KL misses the KL inside the tail
-            extras["kl_unbiased"] = kd_loss.kl_topk_sum(sel.detach(), kd["kd_ids"], kd["kd_logp"], kd["kd_tail"],
-                                                                 tau, "sampled", n_real, tail_stats=stats)
+        s_all = kd_loss.student_logprobs(sel, tau, n_real)
+        top = (kd["kd_ids"], kd["kd_logp"], kd["kd_tail"], tau)
+        kl = kd_loss.kl_from_student_logprobs(s_all, *top, tail, tail_stats=stats)
+        if extras is not None and stats is not None and tail != "sampled" and stats[2].shape[-1]:
+            with torch.no_grad():  # logged beside the trained loss: the bucket's KL misses the KL inside the tail
+                extras["kl_unbiased"] = kd_loss.kl_from_student_logprobs(s_all.detach(), *top, "sampled",
+                                                                         tail_stats=stats)
     return kd_loss.combine(kl, ce, alpha, tau), kl, ce, int(idx.numel()), out
 
 

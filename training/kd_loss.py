@@ -42,22 +42,32 @@ def _real(logits, n_real: int | None):
     return logits if n_real is None or logits.shape[-1] <= n_real else logits[..., :n_real]
 
 
+def student_logprobs(student_logits, tau: float, n_real: int | None = None):
+    """The student's τ-log-probs over the real vocabulary [N, V_real]: computed once per batch, every
+    KL below reads its columns."""
+    import torch
+
+    return torch.log_softmax(_real(student_logits, n_real).float() / tau, dim=-1)
+
+
 def kl_topk_sum(student_logits, ids, logp, tail, tau: float, tail_mode: str, n_real: int | None = None,
                 tail_stats=None):
     """Σ over positions of KL(teacher^τ ‖ student^τ) from a stored top-k; student_logits [N, V].
 
     ``tail_stats`` = (log_mass [N], negent [N], sample ids [N, m]) from ``tail_statistics`` at this τ:
     required by ``sampled``; ``bucket`` then uses the exact τ-tail mass."""
-    import torch
+    return kl_from_student_logprobs(student_logprobs(student_logits, tau, n_real), ids, logp, tail, tau, tail_mode,
+                                    tail_stats)
 
-    z = _real(student_logits, n_real).float()
-    s_all = torch.log_softmax(z / tau, dim=-1)
+
+def kl_from_student_logprobs(s_all, ids, logp, tail, tau: float, tail_mode: str, tail_stats=None):
+    """``kl_topk_sum`` from the student's τ-log-probs (``student_logprobs``)."""
     s_top = s_all.gather(-1, ids.long())
     if tail_stats is None:
-        return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1])
+        return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, s_all.shape[-1])
     log_mass, negent, smp = tail_stats
     s_smp = s_all.gather(-1, smp.long()) if smp.shape[-1] else None
-    return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, z.shape[-1], log_mass=log_mass, negent=negent,
+    return kl_from_student_topk(s_top, logp, tail, tau, tail_mode, s_all.shape[-1], log_mass=log_mass, negent=negent,
                                 s_samples=s_smp)
 
 
@@ -74,37 +84,35 @@ def kl_from_student_topk(s_top, logp, tail, tau: float, tail_mode: str, vocab: i
     if tail_mode not in TAIL_MODES:
         raise ValueError(f"tail_mode must be one of {TAIL_MODES}, not {tail_mode!r}")
     t = logp.float() / tau
-    if tail_mode == "sampled":
-        if log_mass is None or negent is None or s_samples is None or s_samples.shape[-1] == 0:
-            raise ValueError("tail_mode 'sampled' needs the captured tail statistics and tail samples")
-        log_mass = log_mass.float()
-        p_tail = log_mass.exp()
-        # the teacher's τ-log-probs on its top k: renormalised so that the top k hold 1 − P
-        t_logp = t - torch.logsumexp(t, dim=-1, keepdim=True) + torch.log1p(-p_tail.clamp(max=1.0 - 1e-7))[:, None]
-        kl = (t_logp.exp() * (t_logp - s_top)).sum()
-        tail_term = p_tail * (log_mass + negent.float() - s_samples.float().mean(dim=-1))
-        return kl + torch.where(p_tail > 0, tail_term, torch.zeros_like(tail_term)).sum()
-    if tail_mode == "bucket" and log_tail_tau is None and log_mass is not None:
-        log_tail_tau = torch.logsumexp(t, dim=-1) + log_mass.float() - torch.log1p(-log_mass.float().exp().clamp(max=1.0 - 1e-7))
     if tail_mode == "renormalize":
         t_logp = t - torch.logsumexp(t, dim=-1, keepdim=True)
         return (t_logp.exp() * (t_logp - s_top)).sum()
+    if tail_mode == "sampled" and (log_mass is None or negent is None or s_samples is None
+                                   or s_samples.shape[-1] == 0):
+        raise ValueError("tail_mode 'sampled' needs the captured tail statistics and tail samples")
     k = logp.shape[-1]
     tail = tail.float().clamp(min=0.0)
     if log_tail_tau is not None:
         log_tail_tau = log_tail_tau.float()
+    elif log_mass is not None:  # exact: Σ_tail p^(1/τ) = Σ_top p^(1/τ) · P / (1 − P)
+        lm = log_mass.float()
+        log_tail_tau = torch.logsumexp(t, dim=-1) + lm - torch.log1p(-lm.exp().clamp(max=1.0 - 1e-7))
     elif vocab > k:
         log_tail_tau = math.log(vocab - k) + (torch.log(tail) - math.log(vocab - k)) / tau  # -inf where tail == 0
     else:
         log_tail_tau = torch.full_like(tail, -math.inf)
     z_t = torch.logsumexp(torch.cat([t, log_tail_tau[:, None]], dim=-1), dim=-1, keepdim=True)
     t_logp = t - z_t
-    p_tail = (log_tail_tau[:, None] - z_t).exp()[:, 0]
+    log_p_tail = (log_tail_tau[:, None] - z_t)[:, 0]
+    p_tail = log_p_tail.exp()
     kl = (t_logp.exp() * (t_logp - s_top)).sum()
-    # student's mass outside the teacher's top k: log(1 - Σ_topk q), kept finite
-    s_in = torch.logsumexp(s_top, dim=-1).clamp(max=-1e-7)
-    s_tail = torch.log(-torch.expm1(s_in))
-    tail_term = torch.where(p_tail > 0, p_tail * (torch.log(p_tail.clamp(min=1e-30)) - s_tail), torch.zeros_like(p_tail))
+    if tail_mode == "sampled":
+        inside = log_p_tail + negent.float() - s_samples.float().mean(dim=-1)
+    else:
+        # student's mass outside the teacher's top k: log(1 - Σ_topk q), kept finite
+        s_in = torch.logsumexp(s_top, dim=-1).clamp(max=-1e-7)
+        inside = log_p_tail - torch.log(-torch.expm1(s_in))
+    tail_term = torch.where(p_tail > 0, p_tail * inside.clamp(min=-1e30), torch.zeros_like(p_tail))
     return kl + tail_term.sum()
 
 
@@ -132,7 +140,13 @@ def topk_of_logits(teacher_logits, k: int, n_real: int | None = None):
     """(ids, logp, tail) of the top k of temperature-1 log-probs over the real vocabulary."""
     import torch
 
-    lp = torch.log_softmax(_real(teacher_logits, n_real).float(), dim=-1)
+    return topk_of_logprobs(torch.log_softmax(_real(teacher_logits, n_real).float(), dim=-1), k)
+
+
+def topk_of_logprobs(lp, k: int):
+    """``topk_of_logits`` from the temperature-1 log-probs themselves (the capture reuses them)."""
+    import torch
+
     k = min(k, lp.shape[-1])
     logp, ids = lp.topk(k, dim=-1)
     tail = (-torch.expm1(torch.logsumexp(logp, dim=-1))).clamp(min=0.0)
