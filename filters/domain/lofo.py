@@ -16,6 +16,8 @@ Systems, all given the same data and the same threshold rule:
 * ``<system>+stack2`` / ``+stack3`` — the same, with the logit of P(in) (v3: and the net lexicon
   balance with ``lexicon.OTHER``), weights fit on the validation records plus the *other* held-out
   families' dev rows (``_stack2``);
+* ``<system>+stack4`` — v4: the topic count replaced by a lexicon mined from the fold's own training
+  records (``mined.py``), weights fit on the other held-out families' dev rows only;
 * ``<system>+lex`` — that system followed by cascade stage 2 (``lexicon.lexicon_gate`` on the
   record's text, P(in) set to 0 where it drops), as ``DomainFilter`` runs by default; its own
   threshold is chosen like every other system's.
@@ -216,7 +218,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                                 "dev": len(dev), "train": len(train_recs), "valid": len(valid_recs)}
         scored[fam] = {"test": test, "dev": dev, "systems": {}}
         for sysname in systems:
-            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack", "+stack2", "+stack3")):
+            if sysname.startswith("kw") or sysname.endswith(("+lex", "+stack", "+stack2", "+stack3", "+stack4")):
                 continue
             out = workdir / f"{fam}-{sysname}.bin"
             if reuse and out.exists() and out.with_suffix(".json").exists():
@@ -227,7 +229,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 "valid_threshold": model.threshold,
                 "test_p": [p.p_in for p in model.predict([r["text"] for r in test])],
                 "dev_p": [p.p_in for p in model.predict([r["text"] for r in dev])]}
-            if any(s_ in (sysname + "+stack", sysname + "+stack2", sysname + "+stack3") for s_ in systems):
+            if any(s_ in (sysname + "+stack", sysname + "+stack2", sysname + "+stack3") for s_ in systems):  # v4 fits no valid records
                 scored[fam]["systems"][sysname]["valid_p"] = [p.p_in for p in model.predict([r["text"] for r in valid_recs])]
             log(f"{fam:16s} {sysname:9s} trained (valid threshold {model.threshold})")
         for sysname in systems:
@@ -250,7 +252,7 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                     "valid_threshold": base["valid_threshold"],
                     "test_p": _gated(base["test_p"], test), "dev_p": _gated(base["dev_p"], dev)}
     for sysname in systems:
-        if sysname.endswith(("+stack2", "+stack3")):  # v2/v3: valid records + the OTHER families' dev rows
+        if sysname.endswith(("+stack2", "+stack3", "+stack4")):  # v2–v4: (valid records +) the OTHER families' dev rows
             _stack2(sysname, scored, records, licence, result, log)
     grid = [k / 100 for k in range(5, 96)]
     for sysname in systems:
@@ -309,24 +311,35 @@ def _stack2(sysname: str, scored: dict, records: list[dict], licence: str, resul
     families (``result['stack_rows'][sysname]``) are what ``train-default`` fits the shipped weights on."""
     from . import stack
     from .licences import select
+    from .mined import mine
 
     base, version = sysname.rsplit("+stack", 1)
-    names = stack.FEATURES_V3 if version == "3" else stack.FEATURES_V2
+    names = {"3": stack.FEATURES_V3, "4": stack.FEATURES_V4}.get(version, stack.FEATURES_V2)
+
+    def fold_train(fam):
+        rest = select([r for r in records if r["family"] != fam], licence)
+        return rest, [r for r in rest if not in_valid(r["id"])]
+
+    # v4: each fold's lexicon is mined from that fold's training records only, like its fastText model
+    lex = {fam: mine(fold_train(fam)[1], lambda lab: lab in IN_LABELS) for fam in scored} if version == "4" else {}
+    if lex:
+        result.setdefault("mined", {})[sysname] = {fam: m.meta for fam, m in lex.items()}
     rows = {fam: stack.aggregate_rows(fam, sc["systems"][base]["dev_p"], [r["text"] for r in sc["dev"]],
-                                      [r["label"] in IN_LABELS for r in sc["dev"]], names) for fam, sc in scored.items()}
+                                      [r["label"] in IN_LABELS for r in sc["dev"]], names, lex.get(fam))
+            for fam, sc in scored.items()}
     # keyed by system: v2 and v3 rows differ (v3 adds other-topic hits and reads a shorter window)
     result.setdefault("stack_rows", {})[sysname] = [r for fam in rows for r in rows[fam]]
     for fam, sc in scored.items():
-        rest = select([r for r in records if r["family"] != fam], licence)
-        valid_recs = [r for r in rest if in_valid(r["id"])]
+        # v4 is fit on the out-of-family rows alone (stack.fit ignores records for it)
+        valid_recs = [] if lex else [r for r in fold_train(fam)[0] if in_valid(r["id"])]
         b = sc["systems"][base]
-        w = stack.fit(b["valid_p"], [r["text"] for r in valid_recs], [r["label"] in IN_LABELS for r in valid_recs],
+        w = stack.fit(b.get("valid_p", []) if valid_recs else [], [r["text"] for r in valid_recs], [r["label"] in IN_LABELS for r in valid_recs],
                       [r["family"] for r in valid_recs], names=names,
                       rows=[r for f, rs in rows.items() if f != fam for r in rs])
         sc["systems"][sysname] = {
             "valid_threshold": b["valid_threshold"], "weights": w,
-            "test_p": stack.apply(w, b["test_p"], [r["text"] for r in sc["test"]], names).tolist(),
-            "dev_p": stack.apply(w, b["dev_p"], [r["text"] for r in sc["dev"]], names).tolist()}
+            "test_p": stack.apply(w, b["test_p"], [r["text"] for r in sc["test"]], names, lex.get(fam)).tolist(),
+            "dev_p": stack.apply(w, b["dev_p"], [r["text"] for r in sc["dev"]], names, lex.get(fam)).tolist()}
         log(f"{fam:16s} {sysname:9s} weights {[round(x, 2) for x in w]}")
 
 

@@ -50,6 +50,18 @@ class DomainModel:
         self.max_chars = int(self.info.get("max_chars", 256))
         self.threshold = float(threshold if threshold is not None else self.info.get("threshold", 0.5))
         self._ft = None
+        self._mined = None
+
+    @property
+    def mined(self):
+        """The mined lexicon (``mined.py``) a v4-stacked model reads, stored beside the model (sidecar
+        ``stack.mined``); None for other models."""
+        name = (self.info.get("stack") or {}).get("mined")
+        if name and self._mined is None:
+            from .mined import MinedLexicon
+
+            self._mined = MinedLexicon.load(self.path.parent / name)
+        return self._mined
 
     @property
     def ft(self):
@@ -104,7 +116,7 @@ class DomainModel:
                 raise ValueError("a stacked domain model needs the texts: predict_arrays(lines, texts)")
             from .stack import FEATURES, apply
 
-            p_in = apply(self.stack, p_in, texts, tuple(self.info["stack"].get("features", FEATURES)))
+            p_in = apply(self.stack, p_in, texts, tuple(self.info["stack"].get("features", FEATURES)), self.mined)
         is_in = p_in >= self.threshold
         neg_name = "out" if binary_model else "other"
         if binary_model:

@@ -83,17 +83,30 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         # the newest stacking version the LOFO run has out-of-family rows for (keyed by system; a JSON
         # written before v3 keys its v2 rows by the recipe)
         all_rows = (lofo or {}).get("stack_rows", {})
-        v3 = f"{recipe}+stack3" in all_rows
-        rows = all_rows.get(f"{recipe}+stack3") or all_rows.get(f"{recipe}+stack2") or all_rows.get(recipe)
-        names = stacking.FEATURES_V3 if v3 else stacking.FEATURES_V2 if rows else stacking.FEATURES
+        version = next((v for v in ("4", "3", "2") if f"{recipe}+stack{v}" in all_rows), "")
+        rows = all_rows.get(f"{recipe}+stack{version}") or all_rows.get(recipe)
+        names = {"4": stacking.FEATURES_V4, "3": stacking.FEATURES_V3}.get(
+            version, stacking.FEATURES_V2 if rows else stacking.FEATURES)
+        mined = None
+        if version == "4":  # the lexicon is mined from the same training records as the fastText model
+            from .mined import mine
+
+            mined = mine(train_recs, lambda lab: lab in IN_LABELS)
+            mined.save(output.parent / (output.stem + ".mined.npz"))
         w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
                          [r["family"] for r in valid_recs], names=names, rows=rows)
+        src = Path(threshold_from).name if threshold_from else ""
         side["stack"] = {"weights": w, "features": list(names), "fit_on": (
+            f"the out-of-family dev rows of every held-out family ({src}: each scored by the fastText model and "
+            "mined lexicon that never saw it), each group x class weighted equally" if version == "4" else
             "validation records of every family plus the out-of-family dev rows of every held-out family "
-            f"({Path(threshold_from).name}: each scored by the model that never saw it), each group x class "
+            f"({src}: each scored by the model that never saw it), each group x class "
             "weighted equally" if rows else "validation records of every family, each family x class weighted equally")}
+        if mined is not None:
+            side["stack"]["mined"] = output.stem + ".mined.npz"
+            side["stack"]["mined_meta"] = mined.meta
         model.info = side
-        system = recipe + ("+stack3" if v3 else "+stack2" if rows else "+stack")
+        system = recipe + (f"+stack{version}" if version else "+stack")
         side["threshold"] = model.threshold = 0.5 if not threshold_from and threshold is None else model.threshold
     if lofo is not None:
         t = lofo.get("thresholds", {}).get(system)

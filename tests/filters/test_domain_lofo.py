@@ -110,15 +110,17 @@ def test_leave_one_family_out_on_fixtures(fixtures_dir, tmp_path):
         assert lex["n"] == base["n"]
 
 
-def test_stack2_and_stack3_weights_of_a_family_never_see_its_own_records(fixtures_dir, tmp_path):
+def test_stack2_to_stack4_weights_of_a_family_never_see_its_own_records(fixtures_dir, tmp_path):
     # v2/v3 stacking fits family F's weights on the training families' validation records and on the
-    # *other* held-out families' dev rows: flipping every label of F's dev split leaves F's weights
-    # unchanged (the models are reused, so only the stacking differs between the runs)
+    # *other* held-out families' dev rows (v4: on those rows only): flipping every label of F's dev
+    # split leaves F's weights unchanged (the models are reused, so only the stacking differs)
     recs = fixture_families(fixtures_dir)
-    kw = dict(systems=("ours", "ours+stack2", "ours+stack3"), families=("statutes", "exam"), n_boot=50,
-              log=lambda s: None, dim=8, epoch=5, bucket=20_000, min_count=1)
+    kw = dict(systems=("ours", "ours+stack2", "ours+stack3", "ours+stack4"), families=("statutes", "exam"),
+              n_boot=50, log=lambda s: None, dim=8, epoch=5, bucket=20_000, min_count=1)
     a = run_lofo(recs, tmp_path, **kw)
-    for sysname, width in (("ours+stack2", 7), ("ours+stack3", 8)):
+    # each fold's lexicon is mined from its own training records: the statutes fold never saw a statute
+    assert a["mined"]["ours+stack4"]["statutes"]["records"] < a["mined"]["ours+stack4"]["exam"]["records"]
+    for sysname, width in (("ours+stack2", 7), ("ours+stack3", 8), ("ours+stack4", 9)):
         rows = a["stack_rows"][sysname]
         for fam in ("statutes", "exam"):  # every dev record is one aggregated row count, no text
             assert sum(r[-1] for r in rows if r[0] == fam) == a["sizes"][fam]["dev"]
@@ -126,7 +128,7 @@ def test_stack2_and_stack3_weights_of_a_family_never_see_its_own_records(fixture
     flipped = [dict(r, label="other" if r["label"] != "other" else "law")
                if r["family"] == "exam" and in_valid(r["id"]) else r for r in recs]
     b = run_lofo(flipped, tmp_path, reuse=True, **kw)
-    for sysname in ("ours+stack2", "ours+stack3"):
+    for sysname in ("ours+stack2", "ours+stack3", "ours+stack4"):
         assert len(a["families"]["exam"][sysname]["weights"]) == 5
         assert b["families"]["exam"][sysname]["weights"] == a["families"]["exam"][sysname]["weights"]
         # ... while the statutes family's weights, fit with exam's dev rows, do change
