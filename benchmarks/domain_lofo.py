@@ -41,9 +41,9 @@ def main() -> None:
                     help="train only on sources a shipped model may use (filters/domain/licences.py); "
                          "every family is still scored")
     ap.add_argument("--reuse", action="store_true", help="reuse models already in --workdir")
-    ap.add_argument("--speed", default=None, metavar="MODEL",
-                    help="only measure MODEL's classify throughput (samples per CPU-second, median of --repeats) "
-                         "on every family's texts, beside the keyword baseline")
+    ap.add_argument("--speed", default=None, metavar="MODEL[,MODEL…]",
+                    help="only measure each MODEL's classify throughput (samples per CPU-second, median of --repeats, "
+                         "the models' runs interleaved) on every family's texts, beside the keyword baseline")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", default=None)
     ap.add_argument("--md", default=None)
@@ -51,25 +51,38 @@ def main() -> None:
     t0 = time.time()
     records = list(iter_family_records(args.data))
     if args.speed:
-        from benchmarks.domain_filter import cpu_rate
+        import statistics
+
         from filters.domain.baselines import keyword_classifier
+        from filters.domain.lexicon import lexicon_gate
         from filters.domain.model import DomainModel
 
-        from filters.domain.lexicon import lexicon_gate
-
-        m = DomainModel(args.speed)
         texts = [r["text"] for r in records]
+        res = {"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / len(texts)), "models": {},
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": __import__("os").getloadavg()}
+        runs: dict = {}
+        models = {path: DomainModel(path) for path in args.speed.split(",")}
+        for path, m in models.items():  # load everything (fastText, mined lexicon) before timing
+            m.predict(texts[:10])
 
-        def cascade(ts):  # what DomainFilter does by default: the classifier, then stage 2 on what it keeps
+        def cascade(m, ts):  # what DomainFilter does by default: the classifier, then stage 2 on what it keeps
             _, _, is_in = m.predict_arrays(m.lines(ts), ts)
             return [bool(k) and lexicon_gate(t) is None for t, k in zip(ts, is_in.tolist())]
 
-        res = {"model": args.speed, "texts": len(texts),
-               "mean_chars": round(sum(map(len, texts)) / len(texts)),
-               "ours_classify": cpu_rate(lambda ts: m.predict_arrays(m.lines(ts), ts), texts, args.repeats),
-               "ours_cascade_classify": cpu_rate(cascade, texts, args.repeats),
-               "keyword_baseline": cpu_rate(keyword_classifier(1), texts, args.repeats),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": __import__("os").getloadavg()}
+        kw = keyword_classifier(1)
+        for _ in range(args.repeats):  # interleaved, so every model sees the same machine load
+            for path, m in models.items():
+                for name, fn in (("classify", lambda ts, m=m: m.predict_arrays(m.lines(ts), ts)),
+                                 ("cascade_classify", lambda ts, m=m: cascade(m, ts))):
+                    c0 = time.process_time()
+                    fn(texts)
+                    runs.setdefault((path, name), []).append(len(texts) / max(time.process_time() - c0, 1e-9))
+            c0 = time.process_time()
+            kw(texts)
+            runs.setdefault(("keyword_baseline", "classify"), []).append(len(texts) / max(time.process_time() - c0, 1e-9))
+        for (path, name), rates in runs.items():
+            res["models"].setdefault(path, {})[name] = {"samples_per_cpu_s_median": round(statistics.median(rates)),
+                                                        "runs": [round(r) for r in rates]}
         print(json.dumps(res, indent=2))
         return
     if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them

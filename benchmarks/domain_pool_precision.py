@@ -18,7 +18,8 @@ LABELS.jsonl`` instead draws uniformly from the whole set and only marks them (`
 ``score`` then also splits the figures by it).
 ``census`` (``census --threshold T LABELS.jsonl …``): how many of the records kept now carry a hand
 label in any of the given label files, and their precision (a near-census when earlier samples
-cover most of the kept set; labels used to choose the threshold flatter it).
+cover most of the kept set; labels used to choose the threshold flatter it), and the lower bound
+``precision_if_unlabelled_out`` that the stage-1 threshold is chosen by (docs/filters.md).
 ``reweight DIR…``: the stage-1 threshold rule — the smallest threshold at which the mean re-weighted
 precision (classifier + stage 2) over earlier labelled samples reaches ``--target`` (validation only).
 ``score``: precision of the kept set and the in-domain share of the dropped set, with 95 % Wilson
@@ -106,8 +107,11 @@ def census(args) -> None:
             c[0] += lab[i][0] == "in"
             c[1] += 1
     k_in, k_n = sum(c[0] for c in by.values()), sum(c[1] for c in by.values())
+    # the stage-1 threshold rule since 2026-12-01 (session 4): the smallest t whose kept set is ≥ 0.85
+    # in-domain even if every kept record without a label is out (a bound, not an estimate)
     print(json.dumps({"kept": len(kept), "labelled": k_n, "in": k_in, "precision_of_labelled": round(k_in / max(1, k_n), 4),
-                      "ci95": wilson(k_in, k_n), "by_sample": {d: {"n": n, "in": i} for d, (i, n) in sorted(by.items())},
+                      "ci95": wilson(k_in, k_n), "precision_if_unlabelled_out": round(k_in / max(1, len(kept)), 4),
+                      "by_sample": {d: {"n": n, "in": i} for d, (i, n) in sorted(by.items())},
                       "threshold": args.threshold}, indent=2))
 
 

@@ -116,13 +116,16 @@ def train_default(
                                      "any: every labelled set, a research model for your own use - do not "
                                      "redistribute it (needs its own --output)"),
     stack: bool = typer.Option(True, "--stack/--no-stack",
-                               help="combine P(in) with keyword/topic-lexicon evidence (weights fit on the validation "
-                                    "records; filters/domain/stack.py)"),
+                               help="combine P(in) with lexicon evidence (the newest stacking the --threshold-from "
+                                    "JSON has out-of-family rows for; filters/domain/stack.py)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe",
+                                         help="training recipe (filters/domain/lofo.py RECIPES; default: the shipped "
+                                              "one, ours_chat)"),
 ) -> None:
     from .domain.recipe import train_default_model
 
     _echo_json(train_default_model(data, output, threshold_from=threshold_from, threshold=threshold, licence=licence,
-                                   stack=stack))
+                                   stack=stack, recipe=recipe))
 
 
 @app.command(help="Label a sample of your own pool with the configured OpenAI-compatible LLM (finance/law/business/"

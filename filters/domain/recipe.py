@@ -5,9 +5,10 @@ titles (THUCNews, TNEWS), exam questions (DISC-Law MCQ, LawBench MCQ, BELLE exam
 scientific abstracts (CSLDCP, 67 disciplines), app descriptions (IFLYTEK), instructions
 (DISC-Fin/Law, LawBench consultations, medical, BELLE), statutes/policy (LawRefBook, gov.cn) —
 plus lexicon-prior pseudo-negatives from the unlabelled instruction pools (Alpaca-zh, LLaMA-Factory
-demo, ShareGPT: records without a single domain keyword → ``other``). Recipe ``ours``
-(``lofo.recipe_ours``): at most 3000 records per source, each also shown in one other form
-(title / question / multiple choice, ``augment.py``), fastText on character uni+bigrams of the
+demo, ShareGPT: records without a single domain keyword → ``other``). Recipe ``ours_chat``
+(``lofo.DEFAULT_RECIPE``, ``lofo.recipe_ours``): at most 3000 records per source, each also shown in
+every other form (title / question / multiple choice / a first-person consultation, ``augment.py``),
+fastText on character uni+bigrams of the
 first 128 Chinese characters/letters (dim 16, 60 k buckets, 25 epochs, lr 0.5), single-threaded and
 seeded (reproducible on one machine). 15 % of the family records (id hash) are validation only.
 
@@ -19,6 +20,9 @@ the user's own use, never written over the shipped path.
 Threshold: by default the mean per-family validation F1 (in-distribution); ``threshold_from`` takes
 the threshold that ``benchmarks/domain_lofo.py`` chose for the recipe on the held-out families'
 dev splits (the value that carries to unseen families), and the sidecar says which rule was used.
+Stacking (``stack.py``): the newest version that JSON has out-of-family rows for; v4 also mines the
+lexicon prior (``mined.py``) from the same training records and writes it beside the model
+(``<model>.mined.npz``).
 """
 from __future__ import annotations
 
@@ -44,16 +48,19 @@ LICENCE_NOTES = {
 
 
 def train_default_model(data: str | Path, output: str | Path | None = None, threshold_from: str | Path | None = None,
-                        threshold: float | None = None, recipe: str = "ours", licence: str = "permissive",
+                        threshold: float | None = None, recipe: str | None = None, licence: str = "permissive",
                         stack: bool = True, **overrides: Any) -> dict[str, Any]:
     from corpora_manifests.errors import UserError
 
     from .families import in_valid, iter_family_records, iter_unlabelled, pseudo_negatives
     from .licences import LICENCE_CHOICES, select, sources_summary
-    from .lofo import IN_LABELS, bootstrap_prf, fit
+    from .lofo import DEFAULT_RECIPE, IN_LABELS, RECIPES, bootstrap_prf, fit
 
     if licence not in LICENCE_CHOICES:
         raise UserError(f"--licence must be one of {', '.join(LICENCE_CHOICES)}, not {licence!r}")
+    recipe = recipe or DEFAULT_RECIPE
+    if recipe not in RECIPES:
+        raise UserError(f"--recipe must be one of {', '.join(RECIPES)}, not {recipe!r}")
     output = Path(output) if output else SHIPPED_MODEL
     if licence != "permissive" and output.resolve() == SHIPPED_MODEL.resolve():
         # the committed model is redistributed with the project: it may hold only committable sources

@@ -102,6 +102,9 @@ def test_leave_one_family_out_on_fixtures(fixtures_dir, tmp_path):
     # trained without any statute, the model still tells statute articles from BELLE seed tasks
     assert res["families"]["statutes"]["ours"]["f1"] >= 0.6, res["families"]["statutes"]["ours"]
     assert "| statutes |" in markdown_table(res, ("kw1", "ours"))
+    # the nested criterion: each family's dev F1 at a threshold its own dev split had no say in
+    nd = res["thresholds"]["ours"]["nested_dev_f1"]
+    assert set(nd) == {"statutes", "exam", "mean"} and abs(nd["mean"] - (nd["statutes"] + nd["exam"]) / 2) < 1e-3
     # the cascade only ever removes: at one threshold it keeps a subset of what its base model keeps
     for fam in ("statutes", "exam"):
         base, lex = res["families"][fam]["ours"], res["families"][fam]["ours+lex"]
