@@ -231,7 +231,8 @@ def run_lofo(records: list[dict], workdir: Path, systems: tuple[str, ...] = ("kw
                 "valid_threshold": model.threshold,
                 "test_p": [p.p_in for p in model.predict([r["text"] for r in test])],
                 "dev_p": [p.p_in for p in model.predict([r["text"] for r in dev])]}
-            if any(s_ in (sysname + "+stack", sysname + "+stack2", sysname + "+stack3") for s_ in systems):  # v4 fits no valid records
+            # P(in) on the validation records, for the stackings fit on them (v4 is fit on dev rows only)
+            if any(s_ in (sysname + "+stack", sysname + "+stack2", sysname + "+stack3") for s_ in systems):
                 scored[fam]["systems"][sysname]["valid_p"] = [p.p_in for p in model.predict([r["text"] for r in valid_recs])]
             log(f"{fam:16s} {sysname:9s} trained (valid threshold {model.threshold})")
         for sysname in systems:
@@ -346,14 +347,15 @@ def _stack2(sysname: str, scored: dict, records: list[dict], licence: str, resul
     rows = {fam: stack.aggregate_rows(fam, sc["systems"][base]["dev_p"], [r["text"] for r in sc["dev"]],
                                       [r["label"] in IN_LABELS for r in sc["dev"]], names, lex.get(fam))
             for fam, sc in scored.items()}
-    # keyed by system: v2 and v3 rows differ (v3 adds other-topic hits and reads a shorter window)
+    # keyed by system: v2, v3 and v4 rows differ (v3 adds other-topic hits over a shorter window, v4 the
+    # mined score)
     result.setdefault("stack_rows", {})[sysname] = [r for fam in rows for r in rows[fam]]
     for fam, sc in scored.items():
         # v4 is fit on the out-of-family rows alone (stack.fit ignores records for it)
         valid_recs = [] if lex else [r for r in fold_train(fam)[0] if in_valid(r["id"])]
         b = sc["systems"][base]
-        w = stack.fit(b.get("valid_p", []) if valid_recs else [], [r["text"] for r in valid_recs], [r["label"] in IN_LABELS for r in valid_recs],
-                      [r["family"] for r in valid_recs], names=names,
+        w = stack.fit(b["valid_p"] if valid_recs else [], [r["text"] for r in valid_recs],
+                      [r["label"] in IN_LABELS for r in valid_recs], [r["family"] for r in valid_recs], names=names,
                       rows=[r for f, rs in rows.items() if f != fam for r in rs])
         sc["systems"][sysname] = {
             "valid_threshold": b["valid_threshold"], "weights": w,
