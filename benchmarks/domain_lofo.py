@@ -80,9 +80,13 @@ def main() -> None:
             c0 = time.process_time()
             kw(texts)
             runs.setdefault(("keyword_baseline", "classify"), []).append(len(texts) / max(time.process_time() - c0, 1e-9))
+        first = next(iter(models))
         for (path, name), rates in runs.items():
             res["models"].setdefault(path, {})[name] = {"samples_per_cpu_s_median": round(statistics.median(rates)),
                                                         "runs": [round(r) for r in rates]}
+            if path in models and path != first:  # pair by pair: the VM's speed drifts between rounds
+                res["models"][path][name]["paired_ratio_to_first_median"] = round(statistics.median(
+                    a / b for a, b in zip(rates, runs[(first, name)])), 3)
         print(json.dumps(res, indent=2))
         return
     if not args.no_pseudo:  # always training data, never a held-out family; only the "ours*" recipes use them
