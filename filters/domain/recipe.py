@@ -86,7 +86,6 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
     if stack:  # stacking weights (stack.py); the threshold then applies to the stacked score
         from . import stack as stacking
 
-        texts = [r["text"] for r in valid_recs]
         # the newest stacking version the LOFO run has out-of-family rows for (keyed by system; a JSON
         # written before v3 keys its v2 rows by the recipe)
         all_rows = (lofo or {}).get("stack_rows", {})
@@ -98,10 +97,12 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
         if version == "4":  # the lexicon is mined from the same training records as the fastText model
             from .mined import mine
 
-            mined = mine(train_recs, lambda lab: lab in IN_LABELS)
-            mined.save(output.parent / (output.stem + ".mined.npz"))
-        w = stacking.fit(model.raw_p_in(texts), texts, [r["label"] in IN_LABELS for r in valid_recs],
-                         [r["family"] for r in valid_recs], names=names, rows=rows)
+            mined, mined_name = mine(train_recs, lambda lab: lab in IN_LABELS), output.stem + ".mined.npz"
+            mined.save(output.parent / mined_name)
+        fit_recs = [] if mined is not None else valid_recs  # v4 is fit on the out-of-family rows alone
+        texts = [r["text"] for r in fit_recs]
+        w = stacking.fit(model.raw_p_in(texts) if texts else [], texts, [r["label"] in IN_LABELS for r in fit_recs],
+                         [r["family"] for r in fit_recs], names=names, rows=rows)
         src = Path(threshold_from).name if threshold_from else ""
         side["stack"] = {"weights": w, "features": list(names), "fit_on": (
             f"the out-of-family dev rows of every held-out family ({src}: each scored by the fastText model and "
@@ -110,7 +111,7 @@ def train_default_model(data: str | Path, output: str | Path | None = None, thre
             f"({src}: each scored by the model that never saw it), each group x class "
             "weighted equally" if rows else "validation records of every family, each family x class weighted equally")}
         if mined is not None:
-            side["stack"]["mined"] = output.stem + ".mined.npz"
+            side["stack"]["mined"] = mined_name
             side["stack"]["mined_meta"] = mined.meta
         model.info = side
         system = recipe + (f"+stack{version}" if version else "+stack")

@@ -127,7 +127,7 @@ def _fit_matrix(X: np.ndarray, y: np.ndarray, cells: list, counts: np.ndarray, l
 
 
 def fit(p_in, texts: list[str], gold: list[bool], groups: list[str], l2: float | None = None, steps: int = 3000,
-        lr: float = 1.0, names=FEATURES, rows: list[list] | None = None, mined=None) -> list[float]:
+        lr: float = 1.0, names=FEATURES, rows: list[list] | None = None) -> list[float]:
     """Weights of the logistic regression, every (group, class) cell weighted equally.
 
     ``rows``: extra out-of-family rows (``aggregate_rows`` format) fit together with the records.
@@ -141,7 +141,7 @@ def fit(p_in, texts: list[str], gold: list[bool], groups: list[str], l2: float |
             raise ValueError("v4 stacking is fit on out-of-family rows (stack_rows of benchmarks/domain_lofo.py)")
         X, y, cells, counts = np.zeros((0, 5)), np.zeros(0), [], np.zeros(0)
     else:
-        X = features(p_in, texts, names, mined)
+        X = features(p_in, texts, names)
         y = np.asarray(gold, dtype=np.float64)
         cells = [("valid:" + g, bool(t)) for g, t in zip(groups, gold)]
         counts = np.ones(len(texts))
@@ -171,7 +171,8 @@ def aggregate_rows(family: str, p_in, texts: list[str], gold: list[bool], names=
     lg = np.round(_logit4(np.asarray(p_in, dtype=np.float64)), 2)
     late = tuple(names) in _OTHER_TOO
     ev = evidence(texts, other=late, window=_window(names))
-    extra = np.round(mined.score(texts, V4_WINDOW), 2)[:, None] if tuple(names) == FEATURES_V4 else np.zeros((len(texts), 0))
+    extra = (np.round(mined.score(texts, V4_WINDOW), 2)[:, None] if tuple(names) == FEATURES_V4
+             else np.zeros((len(texts), 0)))
     cnt = Counter((bool(g), float(a), *map(int, e), *map(float, x))
                   for g, a, e, x in zip(gold, lg.tolist(), ev.tolist(), extra.tolist()))
     return [[family, *key, n] for key, n in sorted(cnt.items())]
