@@ -122,12 +122,9 @@ def reweight(args) -> None:
     drew the sample, less the records excluded as labelled before); the chosen threshold is the
     smallest t whose mean over the samples is ≥ ``--target``. Labels used here are validation: a
     fresh sample must be drawn afterwards to measure."""
-    args.threshold = 0.0  # score everything; the grid below decides
-    _, recs, preds, _, _ = decide(args)
-    from filters.domain.lexicon import lexicon_gate, request_text
-
-    by_id = {s.id: (p.p_in, lexicon_gate(request_text(s.messages), args.lexicon_min_hits) is None)
-             for (_, s, _), p in zip(recs, preds)}
+    args.threshold = 0.0  # every record passes the classifier, so decide's keep is stage 2's verdict alone
+    _, recs, preds, gate, _ = decide(args)
+    by_id = {s.id: (p.p_in, g) for (_, s, _), p, g in zip(recs, preds, gate)}
     samples = []
     for d in map(Path, args.dirs):
         info = json.loads((d / "sample_info.json").read_text(encoding="utf-8"))["counts"]
